@@ -1,0 +1,47 @@
+"""Configuration as frozen dataclasses, passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Defaults: Qwen's own recommendation for Qwen3 thinking mode (temperature 0.6, top_p 0.95,
+# top_k 20, min_p 0; never greedy). The model was trained and evaluated at temperature 1.0:
+# `--temperature 1.0 --top-p 1 --top-k 0` reproduces the card's protocol.
+DEFAULT_TEMPERATURE = 0.6
+DEFAULT_TOP_P = 0.95
+DEFAULT_TOP_K = 20
+DEFAULT_MIN_P = 0.0
+DEFAULT_CTX = 8192  # the training sequence length
+DEFAULT_MAX_TOKENS = 7680  # leaves 512 tokens of the default context for the prompt
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How one sample is drawn; recorded in every JSON result."""
+
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    top_k: int = DEFAULT_TOP_K
+    min_p: float = DEFAULT_MIN_P
+    seed: int = 0
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    def with_seed(self, seed: int) -> "SamplingConfig":
+        return SamplingConfig(**{**asdict(self), "seed": seed})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the model is loaded."""
+
+    model_path: str
+    n_ctx: int = DEFAULT_CTX
+    n_threads: int | None = None  # None: physical core count
+    gpu: bool = True  # offload all layers when the build supports it
+    verbose: bool = False
+    extra: dict = field(default_factory=dict)
