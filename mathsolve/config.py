@@ -14,6 +14,7 @@ DEFAULT_MIN_P = 0.0
 DEFAULT_CTX = 8192  # the training sequence length
 DEFAULT_MAX_TOKENS = 7680  # leaves 512 tokens of the default context for the prompt
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+QUANT_CHOICES = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")  # what `pull` makes
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 

@@ -1,0 +1,5 @@
+"""`python -m mathsolve` is the `mathsolve` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""Commands around models: pull, models, doctor, convert. Registered by cli.py; nothing heavy here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .config import QUANT_CHOICES
+from .errors import ExitStatus, UsageError
+
+
+def _note(message: str) -> None:
+    print(f"mathsolve: {message}", file=sys.stderr, flush=True)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--quant", type=click.Choice(QUANT_CHOICES), default="q4_k_m", show_default=True)
+@click.option("--revision", help="Branch, tag or commit sha to download (recorded as a sha).")
+@click.option("--force", is_flag=True, help="Convert again even if the model is cached.")
+@click.option("--keep-source", is_flag=True,
+              help="Keep the downloaded safetensors (a later re-quantisation needs no download).")
+@click.option("--offline", is_flag=True, help="Use only files already downloaded.")
+def pull(model: str | None, quant: str, revision: str | None, force: bool, keep_source: bool,
+         offline: bool) -> ExitStatus:
+    """Download MODEL (a Hugging Face repo id), convert it to GGUF and quantise it.
+
+    \b
+    Default MODEL: jaygala24/Qwen3-4B-RLOO-math-reasoning. Needs about 19 GB of free
+    disk at the peak for q4_k_m (8 GB download + 8 GB bf16 GGUF + the result); only the
+    result (about 2.5 GB) stays. Interrupted downloads resume on the next pull.
+    """
+    from . import models
+
+    repo = model or models.DEFAULT_MODEL
+    resolved = models.pull(repo, quant, revision=revision, force=force, keep_source=keep_source,
+                           offline=offline, progress=_note)
+    click.echo(str(resolved.path))
+    return ExitStatus.OK
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx: click.Context) -> ExitStatus:
+    """List cached models (name, quant, size, path); `models rm` removes one."""
+    if ctx.invoked_subcommand is not None:
+        return ExitStatus.OK
+    from . import models as cache
+
+    found = cache.list_models()
+    if not found:
+        _note(f"no cached models in {cache.cache_root()}; run `mathsolve pull`")
+        return ExitStatus.OK
+    rows = [(m.name, m.quant, _size(m.size), str(m.path)) for m in found]
+    widths = [max(len(r[i]) for r in rows + [("name", "quant", "size", "path")]) for i in range(3)]
+    click.echo(f"{'name':<{widths[0]}}  {'quant':<{widths[1]}}  {'size':>{widths[2]}}  path")
+    for name, quant, size, path in rows:
+        click.echo(f"{name:<{widths[0]}}  {quant:<{widths[1]}}  {size:>{widths[2]}}  {path}")
+    return ExitStatus.OK
+
+
+@models.command("rm")
+@click.argument("model")
+@click.option("--quant", type=click.Choice(QUANT_CHOICES), default=None,
+              help="Remove only this quantisation [default: all of MODEL].")
+def models_rm(model: str, quant: str | None) -> ExitStatus:
+    """Remove a cached MODEL (name or repo id)."""
+    from . import models as cache
+
+    for path in cache.remove(model, quant):
+        _note(f"removed {path}")
+    return ExitStatus.OK
+
+
+@click.command()
+def doctor() -> ExitStatus:
+    """Show the llama.cpp build, GPU offload, threads, cache and cached models."""
+    from . import doctor as checks
+
+    info = checks.collect()
+    for key, value in info.items():
+        if isinstance(value, (list, tuple)):
+            click.echo(f"{key}:")
+            for item in value:
+                click.echo(f"  {item}")
+        elif key != "reinstall":
+            click.echo(f"{key}: {value}")
+    if info.get("reinstall"):
+        click.echo("\nThis llama.cpp build is CPU-only but a GPU is present. Reinstall with:")
+        click.echo(f"  {info['reinstall']}")
+    return ExitStatus.OK
+
+
+@click.command("convert")
+@click.argument("hf_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="The GGUF file to write.")
+@click.option("--outtype", type=click.Choice(("bf16", "f16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")),
+              default="bf16", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def convert_cmd(hf_dir: str, out: str, outtype: str, force: bool) -> ExitStatus:
+    """Convert a Hugging Face Qwen3/Qwen2 checkpoint directory HF_DIR to GGUF."""
+    from mathsolve_convert import ConversionError, convert
+
+    from .errors import MathsolveError
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if total and (done == total or done % max(1, total // 10) == 0):
+            _note(f"{stage}: {done}/{total}")
+
+    try:
+        path = convert(hf_dir, out, outtype, force=force, progress=progress)
+    except ConversionError as exc:
+        raise MathsolveError(str(exc)) from exc
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from exc
+    click.echo(str(path))
+    return ExitStatus.OK

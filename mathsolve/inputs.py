@@ -1,0 +1,97 @@
+"""Problems from arguments, files and pipes: plain lines, blank-line blocks or JSON lines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from .errors import InputError
+
+MAX_PROBLEM_CHARS = 100_000  # far beyond any context; stops a stray binary file early
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem to solve; `error` set when the record itself is unusable."""
+
+    id: str
+    text: str
+    error: str | None = None
+    reference: str | None = None  # eval data carries the expected answer
+
+
+def check_text(text: str, where: str = "problem") -> str:
+    """Reject what can never be a problem, with a one-line reason."""
+    if "\ufffd" in text or _has_surrogates(text):
+        raise InputError(f"{where} is not valid UTF-8 text: save it as UTF-8 and retry")
+    if not text.strip():
+        raise InputError(f"{where} is empty: give the problem text")
+    if len(text) > MAX_PROBLEM_CHARS:
+        raise InputError(f"{where} has {len(text):,} characters (limit {MAX_PROBLEM_CHARS:,})")
+    return text.strip()
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def decode(data: bytes, where: str) -> str:
+    """Decode UTF-8 strictly (a BOM is allowed): a problem file in another encoding is an error."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{where}: line {line} is not valid UTF-8; save the file as UTF-8") from None
+
+
+def parse_problems(text: str, *, blank_lines: bool = False, where: str = "input") -> list[Problem]:
+    """Split input into problems. JSON lines are detected from the first non-empty line."""
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise InputError(f"{where} is empty: it holds no problem")
+    if first.lstrip().startswith("{"):
+        return list(_json_lines(lines))
+    if blank_lines:
+        return list(_blocks(lines))
+    return [Problem(str(n), line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def _blocks(lines: list[str]) -> Iterator[Problem]:
+    block: list[str] = []
+    start = 0
+    for n, line in enumerate(lines + [""], 1):
+        if line.strip():
+            if not block:
+                start = n
+            block.append(line.rstrip())
+        elif block:
+            yield Problem(str(start), "\n".join(block).strip())
+            block = []
+
+
+def _json_lines(lines: Iterable[str]) -> Iterator[Problem]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Problem(str(n), "", error=f"line {n} is not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            yield Problem(str(n), "", error=f"line {n} is not a JSON object")
+            continue
+        pid = str(row["id"]) if row.get("id") is not None else str(n)
+        text = row.get("problem", row.get("question"))
+        reference = row.get("answer", row.get("reference"))
+        if not isinstance(text, str) or not text.strip():
+            yield Problem(pid, "", error=f"line {n} has no 'problem' (or 'question') text field")
+            continue
+        ref = None if reference is None else str(reference)
+        yield Problem(pid, text.strip(), reference=ref)

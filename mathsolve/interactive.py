@@ -1,0 +1,84 @@
+"""`mathsolve` on a terminal with no problem: one problem per line, the model loaded once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import SamplingConfig
+from .errors import ExitStatus, MathsolveError
+from .inputs import Problem, check_text
+from .solve import SolveOptions
+
+PROMPT = "math> "
+
+
+def _history_file() -> Path | None:
+    try:
+        from .models import cache_root
+
+        return cache_root() / "history"
+    except Exception:  # noqa: BLE001 - history is a convenience, never a failure
+        return None
+
+
+def loop(engine: Any, model: dict, sampling: SamplingConfig, options: SolveOptions,
+         renderer: Any) -> ExitStatus:
+    """Read-solve loop: Ctrl-C cancels the current answer, Ctrl-D exits."""
+    from .run import solve_one
+
+    history = _setup_readline()
+    renderer.note("type a problem and press Enter; Ctrl-C cancels an answer, Ctrl-D quits")
+    count = 0
+    try:
+        while True:
+            try:
+                line = input(PROMPT)
+            except KeyboardInterrupt:
+                print()
+                continue
+            except EOFError:
+                print()
+                return ExitStatus.OK
+            if not line.strip():
+                continue
+            try:
+                text = check_text(line)
+            except MathsolveError as exc:
+                renderer.note(str(exc))
+                continue
+            count += 1
+            try:
+                solve_one(engine, Problem(str(count), text), sampling.with_seed(sampling.seed + count),
+                          options, model, renderer)
+            except KeyboardInterrupt:
+                continue
+    finally:
+        _save_history(history)
+
+
+def _setup_readline() -> Path | None:
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline: plain input() still works
+        return None
+    path = _history_file()
+    if path is not None and path.exists():
+        try:
+            readline.read_history_file(path)
+        except OSError:
+            pass
+    return path
+
+
+def _save_history(path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        import readline
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.set_history_length(1000)
+        readline.write_history_file(path)
+    except (ImportError, OSError):
+        pass

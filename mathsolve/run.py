@@ -1,0 +1,129 @@
+"""Wiring of `mathsolve solve`: inputs -> model -> engine -> solve -> renderer -> exit status."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import EngineConfig, SamplingConfig
+from .errors import ExitStatus, InputError, MathsolveError, UsageError
+from .inputs import Problem, check_text, decode, parse_problems
+from .solve import Result, SolveOptions, error_result, solve
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _read_source(path: str) -> str:
+    if path == "-":
+        return decode(sys.stdin.buffer.read(), "stdin")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such file")
+    return decode(p.read_bytes(), path)
+
+
+def gather_problems(opts: dict) -> list[Problem] | None:
+    """Problems from the argument, --file or piped stdin; None means interactive."""
+    words = list(opts["problem"])
+    if opts["file"] and words:
+        raise UsageError("give either a PROBLEM or --file, not both")
+    if words == ["-"]:
+        words, opts["file"] = [], "-"
+    if words:
+        return [Problem("1", check_text(" ".join(words)))]
+    if opts["file"]:
+        where = "stdin" if opts["file"] == "-" else opts["file"]
+        return parse_problems(_read_source(opts["file"]), blank_lines=opts["blank_lines"],
+                              where=where)
+    if not _stdin_is_tty():
+        return parse_problems(_read_source("-"), blank_lines=opts["blank_lines"], where="stdin")
+    return None
+
+
+def sampling_from(opts: dict) -> SamplingConfig:
+    seed = opts["seed"] if opts["seed"] is not None else random.randrange(2**31 - opts["samples"])
+    return SamplingConfig(temperature=opts["temperature"], top_p=opts["top_p"],
+                          top_k=opts["top_k"], min_p=opts["min_p"], seed=seed,
+                          max_tokens=opts["max_tokens"])
+
+
+def load_model(opts: dict, note: Callable[[str], None]) -> tuple[Any, dict]:
+    """Resolve --model to a GGUF (pulling it on a terminal when missing) and load it."""
+    from . import models
+    from .engine import Engine
+
+    offline = opts["offline"] or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    try:
+        resolved = models.resolve(opts["model"], opts["quant"])
+    except models.ModelNotCached as missing:
+        if offline or not (_stdin_is_tty() and sys.stderr.isatty()):
+            raise
+        note(f"{missing}; pulling it now")
+        resolved = models.pull(missing.repo, opts["quant"], offline=offline, progress=note)
+    cfg = EngineConfig(model_path=str(resolved.path), n_ctx=opts["ctx"],
+                       n_threads=opts["threads"], gpu=not opts["cpu"], verbose=opts["verbose"])
+    engine = Engine.load(cfg, warn=note)
+    info = {"path": str(resolved.path), "source": resolved.source, "quant": resolved.quant}
+    return engine, info
+
+
+def make_renderer(opts: dict, load_seconds: float = 0.0) -> Any:
+    from . import render
+
+    if opts["as_json"]:
+        return render.JsonRenderer(show_reasoning=opts["show_reasoning"])
+    if sys.stdout.isatty():
+        return render.TerminalRenderer(hide_reasoning=opts["hide_reasoning"],
+                                       load_seconds=load_seconds)
+    return render.PlainRenderer(show_reasoning=opts["show_reasoning"])
+
+
+def run_solve(opts: dict) -> ExitStatus:
+    problems = gather_problems(opts)
+    sampling = sampling_from(opts)
+    options = SolveOptions(samples=opts["samples"], think=not opts["no_think"],
+                           check=not opts["no_check"])
+    renderer = make_renderer(opts)
+    engine, model = load_model(opts, renderer.note)
+    if hasattr(renderer, "load_seconds"):
+        renderer.load_seconds = engine.load_seconds
+    if problems is None:
+        from .interactive import loop
+
+        return loop(engine, model, sampling, options, renderer)
+    results = [solve_one(engine, p, sampling, options, model, renderer) for p in problems]
+    return batch_status(results)
+
+
+def solve_one(engine: Any, problem: Problem, sampling: SamplingConfig, options: SolveOptions,
+              model: dict, renderer: Any) -> Result:
+    """One problem, its errors kept in its own record so a batch goes on."""
+    from .engine import GenerationInterrupted
+
+    if problem.error:
+        result = error_result(problem, problem.error, model, sampling)
+        renderer.end(result)
+        return result
+    renderer.begin(problem, options.samples)
+    try:
+        result = solve(engine, problem, sampling, options, model, on_event=renderer.event)
+    except GenerationInterrupted:
+        renderer.interrupted()
+        raise
+    except MathsolveError as exc:
+        result = error_result(problem, str(exc), model, sampling)
+    renderer.end(result)
+    return result
+
+
+def batch_status(results: list[Result]) -> ExitStatus:
+    if any(r.error for r in results):
+        return ExitStatus.ERROR
+    if any(r.answer is None for r in results):
+        return ExitStatus.NO_ANSWER
+    return ExitStatus.OK
