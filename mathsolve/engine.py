@@ -1,0 +1,661 @@
+"""llama.cpp engine: load a GGUF, then decode K samples of one prompt as one batch.
+
+Built on llama-cpp-python's low-level API because the high-level `Llama` decodes a single
+sequence. The flow, in named steps:
+
+* `_prefill`: the prompt is evaluated once, on sequence 0. Sequence 0 keeps the prompt's KV
+  after the run, so the next prompt only evaluates what differs from it (prefix reuse:
+  the system prompt and template head are computed once per session).
+* `_fork`: `llama_memory_seq_cp` copies sequence 0 to sequences 1..K-1. (A prompt batch that
+  carries all K sequence ids would need a unified KV cache; llama.cpp 0.3.36 rejects it.)
+* `_decode_step`: one token of every live sequence in one `llama_decode`, then every
+  sequence samples from its own row with its own sampler chain and seed.
+* `_finish`: a sequence that stops leaves the batch and frees its KV cells (sequence 0 is
+  trimmed back to the prompt instead, for prefix reuse).
+
+The KV cache is not unified: each sequence has a stream of `n_ctx_seq` cells, so attention
+cost per sequence does not grow with K.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import STOP_TOKENS, EngineConfig, SamplingConfig
+from .errors import EngineError, InputError, ModelError
+from .stream import ThinkSplitter, Utf8Stream, think_open_at_end
+
+GGUF_MAGIC = b"GGUF"
+PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
+KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
+
+Warn = Callable[[str], None]
+OnEvent = Callable[["TextEvent"], None]
+
+
+@dataclass(frozen=True)
+class TextEvent:
+    """A piece of generated text; kind is "reasoning", "answer" or "tag"."""
+
+    sample: int
+    text: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
+
+    sample: int
+    seed: int
+    text: str
+    finish_reason: str  # "stop" | "length" | "interrupted"
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    prompt_seconds: float
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during generation; carries every sample, unfinished ones marked "interrupted"."""
+
+    def __init__(self, completions: list[Completion]) -> None:
+        super().__init__("generation interrupted")
+        self.completions = completions
+
+
+def physical_cores() -> int:
+    """Physical cores we may run on: SMT siblings share one core's FPU, so llama.cpp decodes
+    no faster (often slower) with them. Linux: distinct (physical id, core id) pairs among
+    the CPUs in our affinity mask; elsewhere os.cpu_count()."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return max(1, len(allowed))
+    cores: set[tuple[str, str]] = set()
+    for block in text.strip().split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in block.splitlines())
+        )
+        if fields.get("processor", "").isdigit() and int(fields["processor"]) in allowed:
+            cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
+    return max(1, len(cores) or len(allowed))
+
+
+@functools.lru_cache(maxsize=1)
+def _silent_log_callback():
+    """The no-op llama.cpp log callback; cached so it lives as long as the process."""
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def _ignore(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        return None
+
+    return _ignore
+
+
+def _set_logging(verbose: bool) -> None:
+    import llama_cpp
+    import llama_cpp._logger as lcpp_logger
+
+    if verbose:
+        lcpp_logger.set_verbose(True)
+        llama_cpp.llama_log_set(lcpp_logger.llama_log_callback, ctypes.c_void_p(0))
+    else:
+        llama_cpp.llama_log_set(_silent_log_callback(), ctypes.c_void_p(0))
+
+
+def check_gguf_file(path: Path) -> None:
+    """Cheap checks before llama.cpp sees the file, for clear messages."""
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}; pass a .gguf path or run `mathsolve pull`")
+    if not path.is_file():
+        raise ModelError(f"model path is not a file: {path}; pass a .gguf file")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != GGUF_MAGIC:
+        raise ModelError(
+            f"{path} is not a GGUF file (bad magic {head!r}); pass a .gguf model or re-run `mathsolve pull`"
+        )
+
+
+class Engine:
+    """A loaded model plus one llama.cpp context, recreated only when K or length grows."""
+
+    def __init__(self, cfg: EngineConfig, model, *, load_seconds: float, gpu_offload: bool,
+                 warn: Warn | None) -> None:
+        import llama_cpp
+
+        self._cfg = cfg
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._load_seconds = load_seconds
+        self._gpu_offload = gpu_offload
+        self._warn = warn or (lambda message: None)
+        self._threads = cfg.n_threads or physical_cores()
+        self._ctx = None
+        self._ctx_seqs = 0
+        self._ctx_seq_cells = 0
+        self._batch = None
+        self._prefix: list[int] = []  # tokens whose KV sequence 0 holds
+        self._stop_ids = self._find_stop_ids()
+
+    # ---- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, cfg: EngineConfig, *, warn: Warn | None = None) -> "Engine":
+        """Load with every layer on the GPU when the build can; fall back to CPU with a warning."""
+        import llama_cpp
+
+        path = Path(cfg.model_path)
+        check_gguf_file(path)
+        if cfg.n_ctx < 16:
+            raise EngineError(f"context of {cfg.n_ctx} tokens is too small; use --ctx 512 or more")
+        llama_cpp.llama_backend_init()
+        _set_logging(cfg.verbose)
+        start = time.perf_counter()
+        want_gpu = bool(cfg.gpu) and bool(llama_cpp.llama_supports_gpu_offload())
+        model = _load_model(path, gpu=want_gpu)
+        if model is None and want_gpu:
+            if warn:
+                warn(f"loading {path.name} on the GPU failed (out of memory?); running on the CPU")
+            want_gpu = False
+            model = _load_model(path, gpu=False)
+        if model is None:
+            raise ModelError(
+                f"llama.cpp could not load {path} (truncated or corrupt GGUF?); "
+                "re-run `mathsolve pull` or pass another file (--verbose shows llama.cpp's log)"
+            )
+        return cls(cfg, model, load_seconds=time.perf_counter() - start, gpu_offload=want_gpu,
+                   warn=warn)
+
+    def close(self) -> None:
+        import llama_cpp
+
+        self._free_context()
+        if self._model is not None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- properties ----------------------------------------------------------------------
+
+    @property
+    def chat_template(self) -> str:
+        import llama_cpp
+
+        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        if not raw:
+            raise ModelError(
+                f"{self.model_path} has no tokenizer.chat_template; re-convert it with `mathsolve pull`"
+            )
+        return raw.decode("utf-8", errors="replace")
+
+    @property
+    def load_seconds(self) -> float:
+        return self._load_seconds
+
+    @property
+    def n_ctx(self) -> int:
+        return self._cfg.n_ctx
+
+    @property
+    def model_path(self) -> str:
+        return str(self._cfg.model_path)
+
+    @property
+    def gpu_offload(self) -> bool:
+        return self._gpu_offload
+
+    @property
+    def n_threads(self) -> int:
+        return self._threads
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def render(self, problem: str, think: bool = True) -> str:
+        from .prompt import render_prompt
+
+        return render_prompt(self.chat_template, problem, think=think)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text`: no BOS added, special tokens such as <|im_start|> parsed."""
+        import llama_cpp
+
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        while True:
+            buf = (llama_cpp.llama_token * size)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, size, False, True)
+            if n >= 0:
+                return list(buf[:n])
+            size = -n
+
+    def token_bytes(self, token: int) -> bytes:
+        """The raw bytes of one token (special tokens rendered), possibly half a character."""
+        import llama_cpp
+
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
+        return buf.raw[:n]
+
+    def is_stop(self, token: int) -> bool:
+        import llama_cpp
+
+        return token in self._stop_ids or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def _find_stop_ids(self) -> frozenset[int]:
+        ids = set()
+        for text in STOP_TOKENS:
+            toks = self.tokenize(text)
+            if len(toks) == 1:
+                ids.add(toks[0])
+        return frozenset(ids)
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def generate(self, prompt: str, sampling: SamplingConfig, *,
+                 on_event: OnEvent | None = None) -> Completion:
+        return self.generate_many(prompt, [sampling], on_event=on_event)[0]
+
+    def generate_many(self, prompt: str, samplings: list[SamplingConfig], *,
+                      on_event: OnEvent | None = None) -> list[Completion]:
+        """K samples of one prompt, decoded together; sample i follows samplings[i]."""
+        if not samplings:
+            raise EngineError("no samples requested; use --samples 1 or more")
+        for s in samplings:
+            if s.max_tokens < 1:
+                raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
+        tokens = self.tokenize(prompt)
+        if not tokens:
+            raise InputError("the prompt is empty; give a problem to solve")
+        if len(tokens) >= self._cfg.n_ctx:
+            raise InputError(
+                f"the prompt is {len(tokens)} tokens but the context holds {self._cfg.n_ctx}; "
+                "shorten the problem or raise --ctx"
+            )
+        need = min(self._cfg.n_ctx, len(tokens) + max(s.max_tokens for s in samplings))
+        group = self._group_size(len(samplings), need)
+        in_think = think_open_at_end(prompt)
+        done: list[Completion] = []
+        for first in range(0, len(samplings), group):
+            part = samplings[first:first + group]
+            try:
+                done += self._run_group(tokens, part, first, need, in_think, on_event)
+            except GenerationInterrupted as stop:
+                rest = [_unstarted(i, s, len(tokens)) for i, s in
+                        enumerate(samplings[first + len(part):], first + len(part))]
+                raise GenerationInterrupted(done + stop.completions + rest) from None
+        return done
+
+    # ---- KV sizing ---------------------------------------------------------------------------
+
+    def _kv_bytes_per_cell(self) -> int:
+        import llama_cpp
+
+        n_layer = llama_cpp.llama_model_n_layer(self._model)
+        n_head = max(1, llama_cpp.llama_model_n_head(self._model))
+        n_head_kv = llama_cpp.llama_model_n_head_kv(self._model)
+        n_embd = llama_cpp.llama_model_n_embd(self._model)
+        head_dim = self._meta_int("attention.key_length") or n_embd // n_head
+        return 2 * 2 * n_layer * n_head_kv * head_dim  # K and V, f16
+
+    def _meta_int(self, suffix: str) -> int | None:
+        import llama_cpp
+
+        arch = self._meta_str("general.architecture")
+        value = self._meta_str(f"{arch}.{suffix}") if arch else None
+        return int(value) if value and value.isdigit() else None
+
+    def _meta_str(self, key: str) -> str | None:
+        import llama_cpp
+
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, 256)
+        return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+    def _kv_budget_cells(self) -> int | None:
+        """KV cells we may allocate: cfg.extra["kv_budget_tokens"], else half of the free RAM
+        on CPU (a GPU that cannot hold it fails context creation, and we halve then)."""
+        explicit = self._cfg.extra.get("kv_budget_tokens")
+        if explicit:
+            return int(explicit)
+        if self._gpu_offload:
+            return None
+        free = _available_ram()
+        return None if free is None else free // 2 // self._kv_bytes_per_cell()
+
+    def _group_size(self, k: int, need: int) -> int:
+        cells = _round_up(need, KV_PAD)
+        budget = self._kv_budget_cells()
+        group = k if budget is None else max(1, min(k, budget // cells))
+        if group < k:
+            self._warn(
+                f"the KV cache for {k} samples x {need} tokens does not fit; "
+                f"decoding them in groups of {group}"
+            )
+        return group
+
+    # ---- context -----------------------------------------------------------------------------
+
+    def _ensure_context(self, seqs: int, need: int) -> int:
+        """A context with >= seqs sequences of >= need cells; returns the sequences usable."""
+        import llama_cpp
+
+        cells = _round_up(need, KV_PAD)
+        if self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_seq_cells >= cells:
+            return seqs
+        self._free_context()
+        while True:
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx = cells * seqs
+            params.n_seq_max = seqs
+            params.n_batch = max(PROMPT_CHUNK, seqs)
+            params.n_ubatch = max(PROMPT_CHUNK, seqs)
+            params.n_threads = self._threads
+            params.n_threads_batch = self._threads
+            params.kv_unified = False
+            params.no_perf = True
+            ctx = llama_cpp.llama_init_from_model(self._model, params)
+            if ctx is not None:
+                break
+            if seqs == 1:
+                raise EngineError(
+                    f"llama.cpp could not allocate a context of {cells} tokens; "
+                    "lower --ctx or --max-tokens"
+                )
+            seqs = max(1, seqs // 2)
+            self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
+        self._ctx, self._ctx_seqs = ctx, seqs
+        self._ctx_seq_cells = llama_cpp.llama_n_ctx_seq(ctx)
+        self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
+        self._prefix = []
+        return seqs
+
+    def _free_context(self) -> None:
+        import llama_cpp
+
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        self._prefix = []
+
+    # ---- the decoding steps ------------------------------------------------------------------
+
+    def _run_group(self, tokens: list[int], samplings: list[SamplingConfig], first: int,
+                   need: int, in_think: bool, on_event: OnEvent | None) -> list[Completion]:
+        import llama_cpp
+
+        start = time.perf_counter()
+        seqs: list[_Sequence] = []
+        try:
+            k = self._ensure_context(len(samplings), need)
+            if k < len(samplings):  # context creation had to shrink: run the rest separately
+                head = self._run_group(tokens, samplings[:k], first, need, in_think, on_event)
+                return head + self._run_group(tokens, samplings[k:], first + k, need, in_think,
+                                              on_event)
+            limit = min(self._cfg.n_ctx, self._ctx_seq_cells)
+            mem = llama_cpp.llama_get_memory(self._ctx)
+            for j, s in enumerate(samplings):
+                seqs.append(_Sequence(self, first + j, j, s, len(tokens),
+                                      min(s.max_tokens, limit - len(tokens)), in_think, on_event))
+            last = self._prefill(mem, tokens)
+            self._fork(mem, len(seqs))
+            prompt_seconds = time.perf_counter() - start
+            for seq in seqs:
+                seq.prompt_seconds = prompt_seconds
+                seq.accept(seq.sample_from(self._ctx, last), start)
+            live = [seq for seq in seqs if seq.finish is None]
+            self._release(mem, [seq for seq in seqs if seq.finish is not None], len(tokens))
+            while live:
+                self._decode_step(live)
+                for row, seq in enumerate(live):
+                    seq.accept(seq.sample_from(self._ctx, row), start)
+                ended = [seq for seq in live if seq.finish is not None]
+                if ended:
+                    self._release(mem, ended, len(tokens))
+                    live = [seq for seq in live if seq.finish is None]
+        except KeyboardInterrupt:
+            self._abandon(len(tokens))
+            raise GenerationInterrupted(
+                [seq.completion(start, interrupted=True) for seq in seqs]
+            ) from None
+        finally:
+            for seq in seqs:
+                seq.free()
+        return [seq.completion(start) for seq in seqs]
+
+    def _prefill(self, mem, tokens: list[int]) -> int:
+        """Evaluate the prompt on sequence 0, reusing the KV of the prefix it already holds.
+        Returns the batch row holding the last prompt token's logits."""
+        import llama_cpp
+
+        common = _common_prefix(self._prefix, tokens)
+        common = min(common, len(tokens) - 1)  # the last token is re-evaluated for its logits
+        if not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
+            llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
+            common = 0
+        self._prefix = []
+        row = 0
+        for at in range(common, len(tokens), PROMPT_CHUNK):
+            chunk = tokens[at:at + PROMPT_CHUNK]
+            b = self._batch
+            for i, tok in enumerate(chunk):
+                b.token[i] = tok
+                b.pos[i] = at + i
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = 0
+                b.logits[i] = 0
+            b.logits[len(chunk) - 1] = 1
+            b.n_tokens = len(chunk)
+            self._decode()
+            row = len(chunk) - 1
+        self._prefix = list(tokens)
+        return row
+
+    def _fork(self, mem, k: int) -> None:
+        """Give sequences 1..k-1 their own copy of the prompt's KV (a full stream copy)."""
+        import llama_cpp
+
+        for seq_id in range(1, k):
+            llama_cpp.llama_memory_seq_rm(mem, seq_id, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, 0, seq_id, -1, -1)
+
+    def _decode_step(self, live: list["_Sequence"]) -> None:
+        """One new token for every live sequence, all in one llama_decode."""
+        b = self._batch
+        for i, seq in enumerate(live):
+            b.token[i] = seq.last_token
+            b.pos[i] = seq.pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq.seq_id
+            b.logits[i] = 1
+            seq.pos += 1
+        b.n_tokens = len(live)
+        self._decode()
+
+    def _decode(self) -> None:
+        import llama_cpp
+
+        rc = llama_cpp.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            self._prefix = []
+            raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
+
+    def _release(self, mem, ended: list["_Sequence"], n_prompt: int) -> None:
+        """Free finished sequences' KV; sequence 0 keeps the prompt for prefix reuse."""
+        import llama_cpp
+
+        for seq in ended:
+            if seq.seq_id == 0:
+                llama_cpp.llama_memory_seq_rm(mem, 0, n_prompt, -1)
+            else:
+                llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, -1, -1)
+
+    def _abandon(self, n_prompt: int) -> None:
+        """After Ctrl-C: drop every sampled sequence; keep the prompt only if it is whole."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        for seq_id in range(1, self._ctx_seqs):
+            llama_cpp.llama_memory_seq_rm(mem, seq_id, -1, -1)
+        if self._prefix:
+            llama_cpp.llama_memory_seq_rm(mem, 0, n_prompt, -1)
+        else:
+            llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
+
+
+class _Sequence:
+    """One sample being decoded: its sampler chain, position, text and finish state."""
+
+    def __init__(self, engine: Engine, sample: int, seq_id: int, sampling: SamplingConfig,
+                 n_prompt: int, max_tokens: int, in_think: bool, on_event: OnEvent | None):
+        self.engine = engine
+        self.sample = sample
+        self.seq_id = seq_id
+        self.sampling = sampling
+        self.n_prompt = n_prompt
+        self.pos = n_prompt
+        self.max_tokens = max(0, max_tokens)
+        self.on_event = on_event
+        self.sampler = _sampler_chain(sampling)
+        self.utf8 = Utf8Stream()
+        self.splitter = ThinkSplitter(in_think=in_think)
+        self.parts: list[str] = []
+        self.n_generated = 0
+        self.last_token = -1
+        self.finish: str | None = None
+        self.seconds = 0.0
+        self.prompt_seconds = 0.0
+
+    def sample_from(self, ctx, row: int) -> int:
+        import llama_cpp
+
+        return llama_cpp.llama_sampler_sample(self.sampler, ctx, row)
+
+    def accept(self, token: int, start: float) -> None:
+        """Record a sampled token; decide whether this sequence is finished."""
+        if self.engine.is_stop(token):
+            self._end("stop", start)
+            return
+        self.last_token = token
+        self.n_generated += 1
+        self._text(self.utf8.feed(self.engine.token_bytes(token)))
+        if self.n_generated >= self.max_tokens:
+            self._end("length", start)
+
+    def _end(self, reason: str, start: float) -> None:
+        self._text(self.utf8.flush())
+        self._emit(self.splitter.flush())
+        self.finish = reason
+        self.seconds = time.perf_counter() - start
+
+    def _text(self, text: str) -> None:
+        if text:
+            self.parts.append(text)
+            self._emit(self.splitter.feed(text))
+
+    def _emit(self, pieces: list[tuple[str, str]]) -> None:
+        if self.on_event is not None:
+            for kind, text in pieces:
+                self.on_event(TextEvent(self.sample, text, kind))
+
+    def completion(self, start: float, *, interrupted: bool = False) -> Completion:
+        if self.finish is None:
+            self.parts.append(self.utf8.flush())
+            self.seconds = time.perf_counter() - start
+        reason = self.finish or ("interrupted" if interrupted else "length")
+        return Completion(self.sample, self.sampling.seed, "".join(self.parts), reason,
+                          self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds)
+
+    def free(self) -> None:
+        import llama_cpp
+
+        if self.sampler is not None:
+            llama_cpp.llama_sampler_free(self.sampler)
+            self.sampler = None
+
+
+def _sampler_chain(s: SamplingConfig):
+    """top_k -> top_p -> min_p -> temperature -> dist(seed), llama.cpp's usual order;
+    temperature 0 is greedy (argmax, seed unused)."""
+    import llama_cpp
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = functools.partial(llama_cpp.llama_sampler_chain_add, chain)
+    if s.temperature <= 0:
+        add(llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if s.top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(s.top_k))
+    if s.top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
+    if s.min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(s.temperature))
+    add(llama_cpp.llama_sampler_init_dist(s.seed & 0xFFFFFFFF))
+    return chain
+
+
+def _load_model(path: Path, *, gpu: bool):
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = -1 if gpu else 0
+    return llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+
+
+def _unstarted(sample: int, s: SamplingConfig, n_prompt: int) -> Completion:
+    return Completion(sample, s.seed, "", "interrupted", n_prompt, 0, 0.0, 0.0)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
+
+
+def _available_ram() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
