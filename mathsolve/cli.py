@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .cli_admin import convert_cmd, doctor, models, pull
+from .cli_eval import eval_command, grade
 from .config import (DEFAULT_CTX, DEFAULT_MAX_TOKENS, DEFAULT_MIN_P, DEFAULT_TEMPERATURE,
                      DEFAULT_TOP_K, DEFAULT_TOP_P, QUANT_CHOICES)
 from .errors import ExitStatus, MathsolveError
@@ -64,6 +65,38 @@ def model_options(func):  # noqa: ANN001,ANN201 - click decorator
     return func
 
 
+def sampling_options(func):  # noqa: ANN001,ANN201 - click decorator
+    """Sampling and engine options shared by solve and eval."""
+    for option in reversed(_SAMPLING_OPTIONS):
+        func = option(func)
+    return func
+
+
+_SAMPLING_OPTIONS = [
+    click.option("--temperature", type=click.FloatRange(0, 5), default=DEFAULT_TEMPERATURE,
+                 show_default=True, help="0 is greedy (not advised for Qwen3); the card used 1.0."),
+    click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_TOP_P,
+                 show_default=True),
+    click.option("--top-k", type=click.IntRange(0), default=DEFAULT_TOP_K, show_default=True,
+                 help="0 disables top-k."),
+    click.option("--min-p", type=click.FloatRange(0, 1), default=DEFAULT_MIN_P,
+                 show_default=True),
+    click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+                 help="Seed of sample 1 (sample i uses seed+i-1); default: random, recorded."),
+    click.option("--max-tokens", type=click.IntRange(1), default=DEFAULT_MAX_TOKENS,
+                 show_default=True, help="Generated tokens per sample (capped by the context)."),
+    click.option("--ctx", type=click.IntRange(256), default=DEFAULT_CTX, show_default=True,
+                 help="Context length per sample (prompt + generation); 8192 = training length."),
+    click.option("-k", "--samples", type=click.IntRange(1, 64), default=1, show_default=True,
+                 help="Draw K samples per problem and vote on the answer."),
+    click.option("--no-think", is_flag=True, help="Render the prompt with enable_thinking=False."),
+    click.option("--threads", type=click.IntRange(1), default=None,
+                 help="CPU threads [default: physical cores]."),
+    click.option("--cpu", is_flag=True, help="Do not offload to a GPU."),
+    click.option("-v", "--verbose", is_flag=True, help="Show llama.cpp's log and tracebacks."),
+]
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("problem", nargs=-1)
 @click.option("-f", "--file", "file", type=click.Path(dir_okay=False, allow_dash=True),
@@ -74,29 +107,10 @@ def model_options(func):  # noqa: ANN001,ANN201 - click decorator
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per problem on stdout, flushed as each finishes.")
 @model_options
-@click.option("--temperature", type=click.FloatRange(0, 5), default=DEFAULT_TEMPERATURE,
-              show_default=True, help="0 is greedy (not advised for Qwen3); the card used 1.0.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_TOP_P,
-              show_default=True)
-@click.option("--top-k", type=click.IntRange(0), default=DEFAULT_TOP_K, show_default=True,
-              help="0 disables top-k.")
-@click.option("--min-p", type=click.FloatRange(0, 1), default=DEFAULT_MIN_P, show_default=True)
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
-              help="Seed of sample 1 (sample i uses seed+i-1); default: random, recorded.")
-@click.option("--max-tokens", type=click.IntRange(1), default=DEFAULT_MAX_TOKENS,
-              show_default=True, help="Generated tokens per sample (capped by the context).")
-@click.option("--ctx", type=click.IntRange(256), default=DEFAULT_CTX, show_default=True,
-              help="Context length per sample (prompt + generation); 8192 = training length.")
-@click.option("-k", "--samples", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Draw K samples and vote on the answer.")
-@click.option("--no-think", is_flag=True, help="Render the prompt with enable_thinking=False.")
+@sampling_options
 @click.option("--hide-reasoning", is_flag=True, help="Terminal: a spinner instead of the reasoning.")
 @click.option("--show-reasoning", is_flag=True, help="Piped: reasoning to stderr.")
 @click.option("--no-check", is_flag=True, help="Skip the sympy check of the answer.")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="CPU threads [default: physical cores].")
-@click.option("--cpu", is_flag=True, help="Do not offload to a GPU.")
-@click.option("-v", "--verbose", is_flag=True, help="Show llama.cpp's log and tracebacks.")
 def solve(**opts) -> ExitStatus:  # noqa: ANN003 - click passes every option
     """Solve PROBLEM (or problems from --file / stdin) and print the checked answer.
 
@@ -140,5 +154,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(int(status or 0))
 
 
-for _command in (pull, models, doctor, convert_cmd):
+for _command in (pull, models, doctor, convert_cmd, grade, eval_command(
+        lambda f: model_options(sampling_options(f)))):
     cli.add_command(_command)

@@ -44,6 +44,7 @@ class Result:
     support: str | None = None
     samples: list[dict] | None = None
     votes: list[dict] | None = None
+    texts: list[str] = field(default_factory=list)  # every sample's text; not in JSON
 
     @property
     def answered(self) -> bool:
@@ -51,6 +52,7 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["texts"]
         for key in ("samples", "votes", "support", "reference", "correct"):
             if data[key] is None:
                 del data[key]
@@ -89,6 +91,7 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
     extractions = [answers.extract(c.text, complete=c.finish_reason == "stop") for c in completions]
     result = Result(id=problem.id, problem=problem.text, model=model,
                     sampling=sampling.to_dict(), reference=problem.reference)
+    result.texts = [c.text for c in completions]
     result.prompt_tokens = completions[0].prompt_tokens
     result.completion_tokens = sum(c.completion_tokens for c in completions)
     if len(completions) == 1:

@@ -1,0 +1,169 @@
+"""`mathsolve eval` and `mathsolve grade`. Registered by cli.py; nothing heavy at import."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ExitStatus, InputError, UsageError
+
+
+def _note(message: str) -> None:
+    print(f"mathsolve: {message}", file=sys.stderr, flush=True)
+
+
+def eval_command(decorate) -> click.Command:  # noqa: ANN001 - cli.py passes its option decorators
+    @click.command("eval")
+    @click.argument("data", type=click.Path(dir_okay=False))
+    @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+                  help="Results file (JSON lines). Rerunning with the same file resumes.")
+    @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N rows.")
+    @click.option("--save-completions", is_flag=True, help="Keep every sample's full text.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    @decorate
+    def eval_cmd(**opts) -> ExitStatus:  # noqa: ANN003
+        """Measure accuracy on DATA (JSON lines with `problem` and `answer`, optional `id`).
+
+        \b
+        Prints accuracy (mean over samples = pass@1), unbiased pass@k for k = 1, 2,
+        4, ... K, maj@K, the share of samples with no answer, tokens and time per
+        problem, and a per-subject table for MATH ids (test/algebra/...). The card's
+        protocol: --samples 32 --temperature 1.0 --top-p 1 --top-k 0.
+        """
+        return _run_eval(opts)
+
+    return eval_cmd
+
+
+def _run_eval(opts: dict) -> ExitStatus:
+    import json
+
+    from . import evaluate
+    from .engine import GenerationInterrupted
+    from .inputs import decode, parse_problems
+    from .run import load_model, sampling_from
+    from .solve import SolveOptions
+
+    data = Path(opts["data"])
+    if not data.is_file():
+        raise InputError(f"{data}: no such file")
+    problems = parse_problems(decode(data.read_bytes(), str(data)), where=str(data))
+    missing = [p.id for p in problems if p.reference is None and not p.error]
+    if missing:
+        raise InputError(f"{data}: row {missing[0]} has no 'answer' to grade against")
+    out_path = Path(opts["out"])
+    todo = evaluate.pending(problems, evaluate.finished_ids(out_path), opts["limit"])
+    total = min(len(problems), opts["limit"] or len(problems))
+    if len(todo) < total:
+        _note(f"resuming: {total - len(todo)} of {total} problems already in {out_path}")
+    sampling = sampling_from(opts)
+    options = SolveOptions(samples=opts["samples"], think=not opts["no_think"], check=False)
+    out = evaluate.ResultsFile(out_path)
+    try:
+        if todo:
+            engine, model = load_model(opts, _note)
+            positions = {p.id: i for i, p in enumerate(problems)}
+            _eval_loop(todo, out, engine, model, sampling, options, opts, positions, total)
+    except GenerationInterrupted:
+        _note(f"interrupted: finished problems are in {out_path}; rerun to resume")
+        raise
+    finally:
+        out.close()
+    summary = evaluate.summarise(evaluate.read_records(out_path))
+    if opts["as_json"]:
+        click.echo(json.dumps(summary.to_json()))
+    else:
+        click.echo(evaluate.format_summary(summary, opts["samples"]))
+    return ExitStatus.ERROR if summary.errors else ExitStatus.OK
+
+
+def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, total) -> None:  # noqa: ANN001
+    """Each problem's seeds depend on its position in DATA, so a resumed run samples alike."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from . import evaluate
+    from .errors import MathsolveError
+    from .solve import error_result, solve
+
+    def one(problem):  # noqa: ANN001,ANN202
+        if problem.error:
+            return evaluate.eval_record(error_result(problem, problem.error, model, sampling),
+                                        options.samples, 2.0, False)
+        seeded = sampling.with_seed(sampling.seed + 1000 * positions[problem.id])
+        try:
+            result = solve(engine, problem, seeded, options, model)
+        except MathsolveError as exc:
+            result = error_result(problem, str(exc), model, seeded)
+        return evaluate.eval_record(result, options.samples, 2.0, opts["save_completions"], result.texts)
+
+    stats = {"c": 0.0, "n": 0}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  transient=False) as bar:
+        task = bar.add_task("eval", total=total, completed=total - len(todo))
+
+        def progress(record: dict) -> None:
+            if not record.get("error"):
+                stats["c"] += record["c"] / record["n"]
+                stats["n"] += 1
+            acc = stats["c"] / stats["n"] if stats["n"] else 0.0
+            bar.update(task, advance=1, description=f"eval · accuracy {acc:.1%}")
+
+        evaluate.run_eval(todo, out, one, progress)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="Write graded JSON lines here instead of stdout.")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
+              help="Hard time limit per comparison, in seconds.")
+def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
+    """Grade completions of any model: FILE rows have `completion` and `reference`.
+
+    Writes JSON lines with `id`, `extracted`, `correct` (true, false, or null when not
+    comparable) and prints the accuracy on stderr.
+    """
+    import json
+
+    from . import evaluate
+    from .inputs import decode
+
+    raw = sys.stdin.buffer.read() if file == "-" else _read(Path(file))
+    text = decode(raw, file)
+    if not text.strip():
+        raise InputError(f"{file} is empty: nothing to grade")
+    sink = open(out, "w", encoding="utf-8") if out else sys.stdout
+    right = wrong = unknown = errors = 0
+    try:
+        for row in evaluate.grade_rows(evaluate.read_jsonl(text), timeout):
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sink.flush()
+            if row.get("error"):
+                errors += 1
+                _note(f"{row['id']}: {row['error']}")
+            elif row["correct"] is True:
+                right += 1
+            elif row["correct"] is None:
+                unknown += 1
+            else:
+                wrong += 1
+    finally:
+        if out:
+            sink.close()
+    graded = right + wrong + unknown
+    share = right / graded if graded else 0.0
+    _note(f"accuracy: {right}/{graded} = {share:.2%} ({unknown} not comparable, {errors} bad rows)")
+    return ExitStatus.ERROR if errors else ExitStatus.OK
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    return path.read_bytes()
+
+
+__all__ = ["eval_command", "grade", "UsageError"]

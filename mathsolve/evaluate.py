@@ -1,0 +1,221 @@
+"""`eval` and `grade`: datasets, pass@k / maj@k, resumable result files that never lose a line."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import InputError
+from .inputs import Problem
+
+
+# ---------------------------------------------------------------- resumable results file
+
+def finished_ids(path: Path) -> set[str]:
+    """Ids already in a results file. A torn last line (killed mid-write) is cut off first."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+        data = data[:end]
+    done: set[str] = set()
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            done.add(str(json.loads(line)["id"]))
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: line {n} is not a result record; use another --out") from None
+    return done
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+class ResultsFile:
+    """Appends one JSON line per finished problem, flushed and fsynced before the next starts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def append(self, record: dict) -> None:
+        # One write() of a whole line: a kill leaves either the line or a torn tail that
+        # finished_ids() cuts off, never a duplicate.
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# ---------------------------------------------------------------- one eval record
+
+def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
+                completions: list[str] | None = None) -> dict:
+    """Per-problem record: each sample's answer and correctness, the vote, tokens, time."""
+    from .equivalence import equivalent
+
+    samples = result.samples or [{
+        "sample": 0, "seed": result.sampling.get("seed"), "answer": result.answer,
+        "fallback": result.fallback, "completion_tokens": result.completion_tokens,
+        "finish_reason": result.finish_reason}]
+    verdicts: dict[str, bool | None] = {}
+    for s in samples:
+        ans = s["answer"]
+        if ans is not None and ans not in verdicts:
+            verdicts[ans] = equivalent(ans, result.reference, timeout=timeout)
+        s["correct"] = verdicts.get(ans) if ans is not None else False
+    if save_completions and completions:
+        for s, text in zip(samples, completions):
+            s["completion"] = text
+    majority = result.answer
+    return {
+        "id": result.id, "problem": result.problem, "reference": result.reference,
+        "answer": majority,
+        "correct": (verdicts.get(majority) is True) if majority is not None else False,
+        "n": len(samples), "c": sum(1 for s in samples if s["correct"] is True),
+        "no_answer": sum(1 for s in samples if s["answer"] is None),
+        "samples": samples, "votes": result.votes,
+        "completion_tokens": result.completion_tokens, "prompt_tokens": result.prompt_tokens,
+        "seconds": result.seconds, "sampling": result.sampling, "model": result.model,
+        "error": result.error,
+    }
+
+
+# ---------------------------------------------------------------- summary
+
+def subject_of(problem_id: str) -> str | None:
+    """MATH ids look like `test/algebra/123.json`."""
+    parts = problem_id.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] in ("test", "train") else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    problems: int
+    samples: int
+    accuracy: float  # mean over samples = pass@1
+    pass_at: dict[int, float]
+    maj: float
+    no_answer: float
+    errors: int
+    tokens_per_problem: float
+    seconds_per_problem: float
+    subjects: dict[str, tuple[int, float]]  # subject -> (problems, accuracy)
+
+    def to_json(self) -> dict:
+        return {**self.__dict__, "pass_at": {str(k): v for k, v in self.pass_at.items()},
+                "subjects": {s: {"problems": n, "accuracy": a} for s, (n, a) in self.subjects.items()}}
+
+
+def summarise(records: Iterable[dict]) -> Summary:
+    from .metrics import pass_at_k
+
+    rows = [r for r in records if not r.get("error")]
+    errors = sum(1 for r in records if r.get("error")) if isinstance(records, list) else 0
+    if not rows:
+        return Summary(0, 0, 0.0, {}, 0.0, 0.0, errors, 0.0, 0.0, {})
+    n_min = min(r["n"] for r in rows)
+    ks = [k for k in (2 ** i for i in range(12)) if k <= n_min]
+    pass_at = {k: sum(pass_at_k(r["n"], r["c"], k) for r in rows) / len(rows) for k in ks}
+    per_subject: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        subject = subject_of(str(r["id"]))
+        if subject:
+            per_subject[subject].append(r["c"] / r["n"])
+    return Summary(
+        problems=len(rows),
+        samples=sum(r["n"] for r in rows),
+        accuracy=sum(r["c"] / r["n"] for r in rows) / len(rows),
+        pass_at=pass_at,
+        maj=sum(1 for r in rows if r["correct"]) / len(rows),
+        no_answer=sum(r["no_answer"] for r in rows) / sum(r["n"] for r in rows),
+        errors=errors,
+        tokens_per_problem=sum(r["completion_tokens"] for r in rows) / len(rows),
+        seconds_per_problem=sum(r["seconds"] for r in rows) / len(rows),
+        subjects={s: (len(v), sum(v) / len(v)) for s, v in sorted(per_subject.items())},
+    )
+
+
+def format_summary(s: Summary, k: int) -> str:
+    lines = [f"problems: {s.problems} ({s.samples} samples, {s.errors} errored)",
+             f"accuracy (pass@1, mean over samples): {s.accuracy:.2%}"]
+    lines += [f"pass@{kk}: {v:.2%}" for kk, v in s.pass_at.items() if kk > 1]
+    lines += [f"maj@{k}: {s.maj:.2%}", f"no answer: {s.no_answer:.2%} of samples",
+              f"per problem: {s.tokens_per_problem:.0f} tokens, {s.seconds_per_problem:.1f} s"]
+    if s.subjects:
+        width = max(len(name) for name in s.subjects)
+        lines.append("subject".ljust(width) + "  problems  accuracy")
+        lines += [f"{name.ljust(width)}  {n:>8}  {acc:>8.2%}" for name, (n, acc) in s.subjects.items()]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the eval loop
+
+def pending(problems: list[Problem], done: set[str], limit: int | None) -> list[Problem]:
+    seen: set[str] = set()
+    for p in problems:
+        if p.id in seen:
+            raise InputError(f"id {p.id!r} appears twice in the data; ids must be unique")
+        seen.add(p.id)
+    chosen = problems[:limit] if limit else problems
+    return [p for p in chosen if p.id not in done]
+
+
+def run_eval(problems: list[Problem], out: ResultsFile, solve_one: Callable[[Problem], dict],
+             progress: Callable[[dict], None] | None = None) -> None:
+    """Solve and append each pending problem; a Ctrl-C keeps every line already written."""
+    for problem in problems:
+        record = solve_one(problem)
+        out.append(record)
+        if progress:
+            progress(record)
+
+
+# ---------------------------------------------------------------- grade
+
+def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict]:
+    """Grade other models' outputs: each row needs `completion` and `reference`."""
+    from .answer import extract
+    from .equivalence import equivalent
+
+    for n, row in rows:
+        if isinstance(row, str):
+            yield {"id": str(n), "extracted": None, "correct": None, "error": row}
+            continue
+        rid = str(row.get("id", n))
+        completion, reference = row.get("completion"), row.get("reference", row.get("answer"))
+        if not isinstance(completion, str) or reference is None:
+            yield {"id": rid, "extracted": None, "correct": None,
+                   "error": f"line {n} needs 'completion' (text) and 'reference'"}
+            continue
+        found = extract(completion)
+        correct = (equivalent(found.answer, str(reference), timeout=timeout)
+                   if found.answer is not None else False)
+        yield {"id": rid, "extracted": found.answer, "fallback": found.fallback, "correct": correct}
+
+
+def read_jsonl(text: str) -> Iterable[tuple[int, Any]]:
+    """(line number, object) pairs; a bad line comes back as an error string."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield n, f"line {n} is not valid JSON ({exc.msg})"
+            continue
+        yield (n, row) if isinstance(row, dict) else (n, f"line {n} is not a JSON object")
