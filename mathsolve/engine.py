@@ -148,6 +148,7 @@ class Engine:
         self._ctx_seq_cells = 0
         self._batch = None
         self._prefix: list[int] = []  # tokens whose KV sequence 0 holds
+        self._last_prefill = 0
         self._stop_ids = self._find_stop_ids()
 
     # ---- loading -------------------------------------------------------------------------
@@ -231,6 +232,20 @@ class Engine:
     @property
     def n_threads(self) -> int:
         return self._threads
+
+    @property
+    def last_prefill_tokens(self) -> int:
+        """Prompt tokens the last generate evaluated (the rest came from prefix reuse)."""
+        return self._last_prefill
+
+    def kv_sequence_lengths(self) -> list[int]:
+        """KV cells held per sequence (diagnostics: finished samples must hold none)."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return []
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        return [llama_cpp.llama_memory_seq_pos_max(mem, s) + 1 for s in range(self._ctx_seqs)]
 
     # ---- text ----------------------------------------------------------------------------
 
@@ -423,12 +438,13 @@ class Engine:
                                               on_event)
             limit = min(self._cfg.n_ctx, self._ctx_seq_cells)
             mem = llama_cpp.llama_get_memory(self._ctx)
+            prefill_start = time.perf_counter()
             for j, s in enumerate(samplings):
                 seqs.append(_Sequence(self, first + j, j, s, len(tokens),
                                       min(s.max_tokens, limit - len(tokens)), in_think, on_event))
             last = self._prefill(mem, tokens)
             self._fork(mem, len(seqs))
-            prompt_seconds = time.perf_counter() - start
+            prompt_seconds = time.perf_counter() - prefill_start
             for seq in seqs:
                 seq.prompt_seconds = prompt_seconds
                 seq.accept(seq.sample_from(self._ctx, last), start)
@@ -463,6 +479,7 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
             common = 0
         self._prefix = []
+        self._last_prefill = len(tokens) - common
         row = 0
         for at in range(common, len(tokens), PROMPT_CHUNK):
             chunk = tokens[at:at + PROMPT_CHUNK]

@@ -1,0 +1,85 @@
+"""The rendered prompt is exactly the training format, byte for byte, and templates are sandboxed."""
+
+from __future__ import annotations
+
+import pytest
+
+from mathsolve.config import SYSTEM_PROMPT
+from mathsolve.errors import MathsolveError, ModelError
+from mathsolve.prompt import render_prompt
+
+PROBLEMS = {
+    "plain": "What is 2+3?",
+    "latex": r"Compute $\int_0^1 x^2\,dx$ and give \frac{a}{b} in \boxed{} form.",
+    "unicode": "Résoudre x² − 4 = 0 pour x ∈ ℝ; 求 √2 的近似值 🙂",
+    "newlines": "Line one.\n\nLine two with  spaces\tand a tab.\n",
+    "jinja-like": "Evaluate {{ 1 + 1 }} and {% raw %} as plain text.",
+}
+
+
+@pytest.fixture(scope="module")
+def qwen3(qwen3_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(qwen3_tokenizer_dir))
+    return tok, tok.chat_template
+
+
+def _messages(problem: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS.values(), ids=PROBLEMS.keys())
+@pytest.mark.parametrize("think", [True, False], ids=["think", "no-think"])
+def test_prompt_is_byte_identical_to_transformers_apply_chat_template(qwen3, problem, think):
+    tok, template = qwen3
+    extra = {} if think else {"enable_thinking": False}
+    expected = tok.apply_chat_template(
+        _messages(problem), tokenize=False, add_generation_prompt=True, **extra
+    )
+    assert render_prompt(template, problem, think=think) == expected
+
+
+def test_prompt_has_the_training_shape(qwen3):
+    _, template = qwen3
+    rendered = render_prompt(template, "x^2=4")
+    assert rendered == (
+        "<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>\n"
+        "<|im_start|>user\nx^2=4<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert render_prompt(template, "x^2=4", think=False).endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
+
+
+HOSTILE = {
+    "mro": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "format-escape": "{{ '{0.__class__}'.format(messages) }}",
+}
+
+
+@pytest.mark.parametrize("template", HOSTILE.values(), ids=HOSTILE.keys())
+def test_template_reaching_python_internals_fails_with_a_one_line_model_error(template):
+    with pytest.raises(ModelError) as info:
+        render_prompt(template, "1+1")
+    message = str(info.value)
+    assert "\n" not in message and "unsafe" in message
+
+
+def test_template_reading_function_globals_gets_nothing():
+    # The sandbox answers unsafe attribute reads with an undefined value instead of the object.
+    rendered = render_prompt("[{{ raise_exception.__globals__ }}]", "1+1")
+    assert rendered == "[]"
+
+
+BROKEN = {
+    "syntax": "{% for m in messages %}{{ m.content }",
+    "raise": "{{ raise_exception('no system role allowed') }}",
+}
+
+
+@pytest.mark.parametrize("template", BROKEN.values(), ids=BROKEN.keys())
+def test_broken_template_is_a_mathsolve_error_not_a_traceback(template):
+    with pytest.raises(MathsolveError) as info:
+        render_prompt(template, "1+1")
+    assert "\n" not in str(info.value)
