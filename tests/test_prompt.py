@@ -54,7 +54,6 @@ def test_prompt_has_the_training_shape(qwen3):
 
 HOSTILE = {
     "mro": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "format-escape": "{{ '{0.__class__}'.format(messages) }}",
 }
 
 
@@ -66,10 +65,17 @@ def test_template_reaching_python_internals_fails_with_a_one_line_model_error(te
     assert "\n" not in message and "unsafe" in message
 
 
-def test_template_reading_function_globals_gets_nothing():
-    # The sandbox answers unsafe attribute reads with an undefined value instead of the object.
-    rendered = render_prompt("[{{ raise_exception.__globals__ }}]", "1+1")
-    assert rendered == "[]"
+SILENCED = {
+    "globals": "[{{ raise_exception.__globals__ }}]",
+    "dict-class-init": "[{% for m in messages %}{{ m.__class__.__init__ }}{% endfor %}]",
+    "format-escape": "[{{ '{0.__class__}'.format(messages) }}]",
+}
+
+
+@pytest.mark.parametrize("template", SILENCED.values(), ids=SILENCED.keys())
+def test_template_reading_unsafe_attributes_gets_nothing(template):
+    # The sandbox answers these unsafe reads with an empty undefined value, not the object.
+    assert render_prompt(template, "1+1") == "[]"
 
 
 BROKEN = {
