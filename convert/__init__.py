@@ -1,0 +1,15 @@
+"""HF Qwen3/Qwen2 safetensors -> GGUF, matching llama.cpp's convert_hf_to_gguf.py output.
+
+Installed as `mathsolve_convert`; knows nothing of mathsolve. Heavy libraries (numpy, gguf,
+llama_cpp) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from .core import check_free_space, convert, estimate_output_bytes
+from .errors import ConversionError
+from .tensors import OUTTYPES
+
+CONVERTER_VERSION = "1.0.0"
+
+__all__ = ["CONVERTER_VERSION", "OUTTYPES", "ConversionError", "check_free_space", "convert", "estimate_output_bytes"]
