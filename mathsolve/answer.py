@@ -304,3 +304,17 @@ def vote(answers: list[str | None], *, timeout: float = 2.0) -> Vote:
     if not groups:
         return Vote(None, 0, len(answers), ())
     return Vote(groups[0].answer, groups[0].count, len(answers), tuple(groups))
+
+
+@dataclass(frozen=True)
+class Grade:
+    extracted: str | None
+    correct: bool | None  # None: no answer, or not comparable within the time limit
+
+
+def grade(completion: str, reference: str, *, complete: bool = True, timeout: float = 2.0) -> Grade:
+    """Extract the final answer of `completion` and compare it with `reference`."""
+    extracted = extract(completion, complete).answer
+    if extracted is None:
+        return Grade(None, None)
+    return Grade(extracted, equivalent(reference, extracted, timeout=timeout))

@@ -25,6 +25,7 @@ _FRAC = re.compile(r"(-?)(\d+)?\\frac\{(\d+)\}\{(\d+)\}")
 _SLASH = re.compile(r"(-?\d+)/(\d+)")
 _ASSIGN = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
 _UNIT_TAIL = re.compile(r"^(-?[\d.,/]+)\s*(?:\\text\{[^{}]*\}|\\mbox\{[^{}]*\}|\\mathrm\{[^{}]*\}|[a-zA-Z]{2,}\.?)+$")
+_TEXT_UNIT = re.compile(r"^(.*?\S)\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z .]*\}$")
 _TIME = re.compile(
     r"^(\d{1,2}):(\d{2})\s*(?:\\text\{\s*|\\mathrm\{\s*)?([ap])?\.?\s*(?:\\text\{\s*)?m?\.?\}?$",
     re.IGNORECASE,
@@ -59,6 +60,9 @@ def _unwrap(s: str, command: str) -> str:
 def normalise(answer: str) -> str:
     """A canonical string form: wrappers, spacing, units markers and separators removed."""
     s = answer.strip()
+    m = _TEXT_UNIT.match(s)
+    if m and re.search(r"\d", m.group(1)) and not re.search(r"\d:\d\d", m.group(1)):
+        s = m.group(1)
     for cmd in _WRAPPERS:
         if cmd + "{" in s:
             s = _unwrap(s, cmd)
