@@ -42,3 +42,39 @@ def smollm2_gguf() -> Path:
     if not path.exists():
         pytest.fail(f"{path} missing: reinstall the test extra")
     return path
+
+
+# --- converter fixtures (issue 2): tiny random-weight Qwen3 checkpoints and their GGUFs ---
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Qwen3 checkpoint (HF layout, bf16, tied, vocab padded beyond the tokenizer)."""
+    import tinymodels
+
+    return tinymodels.make_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny-qwen3")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_gguf(tiny_qwen3_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bf16 GGUF of tiny_qwen3_dir made by our converter (a real model llama.cpp can run)."""
+    from mathsolve_convert import convert
+
+    return convert(tiny_qwen3_dir, tmp_path_factory.mktemp("gguf") / "tiny-qwen3-bf16.gguf", "bf16")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_q8_gguf(tiny_qwen3_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mathsolve_convert import convert
+
+    return convert(tiny_qwen3_dir, tmp_path_factory.mktemp("gguf") / "tiny-qwen3-q8_0.gguf", "q8_0")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_realtok_dir(qwen3_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random weights with the real Qwen3 tokenizer at the real vocab size (151936)."""
+    import tinymodels
+
+    return tinymodels.make_checkpoint(tmp_path_factory.mktemp("realtok") / "tiny-qwen3-realtok",
+                                      tokenizer=qwen3_tokenizer_dir, vocab_size=151936, hidden=32,
+                                      heads=2, kv_heads=1, head_dim=16, ffn=32, layers=1)
