@@ -1,0 +1,559 @@
+"""Model names -> cached GGUF files, and `pull` = download + convert + quantise + manifest.
+
+Cache layout (root = `MATHSOLVE_HOME` or the platform's user cache dir):
+
+    <root>/models/<name>/<quant>.gguf            the model, renamed into place when complete
+    <root>/models/<name>/<quant>.manifest.json   written last: a GGUF without it is unfinished
+    <root>/models/<name>/.partial-*              temporary files of a running or killed pull
+    <root>/downloads/<name>/                     huggingface-hub `local_dir` (resumable)
+    <root>/locks/<name>.lock                     one pull (or rm) of a model at a time
+
+Concurrent pulls of one model: the second waits `LOCK_WAIT_S` seconds, then fails with the pid
+of the running pull. A pull takes minutes, so failing clearly beats a silent long wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+from contextlib import contextmanager
+
+from mathsolve.errors import ModelError, PullError, UsageError
+
+DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
+DEFAULT_QUANT = "q4_k_m"
+QUANTS = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
+ALLOW_PATTERNS = [
+    "*.safetensors",
+    "model.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+]
+PARTIAL_PREFIX = ".partial-"
+SOURCE_MARKER = ".mathsolve-source.json"  # written when a download finished: repo + revision sha
+LOCK_WAIT_S = 3.0
+GGUF_MAGIC = b"GGUF"
+GB = 1e9
+# Output size relative to bf16 source weights (bits per weight / 16), for the up-front disk
+# check before anything is downloaded; k-quants go through a bf16 intermediate.
+_QUANT_RATIO = {"bf16": 1.0, "q8_0": 0.54, "q6_k": 0.42, "q5_k_m": 0.37, "q4_k_m": 0.32}
+_DIRECT = ("bf16", "q8_0")  # written by the converter without an intermediate file
+_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MANIFEST_KEYS = ("repo", "revision", "quant", "size", "sha256")
+
+Progress = Callable[[str], None]
+
+
+class ModelNotCached(ModelError):
+    """A Hub model that has not been pulled; the message holds the exact pull command."""
+
+    def __init__(self, message: str, repo: str, quant: str) -> None:
+        super().__init__(message)
+        self.repo = repo
+        self.quant = quant
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    source: str  # repo id, or "file" for a path given by the user
+    name: str
+    quant: str
+    manifest: dict | None
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    name: str
+    repo: str
+    quant: str
+    size: int
+    path: Path
+    revision: str
+    status: str = "ok"  # "ok", or what is wrong and how to fix it
+
+
+def cache_root() -> Path:
+    """`MATHSOLVE_HOME`, else the platform's user cache dir."""
+    env = os.environ.get("MATHSOLVE_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mathsolve"))
+
+
+def repo_to_name(repo: str) -> str:
+    """`owner/name` -> `owner--name`: reversible, since the Hub forbids `--` in ids."""
+    if not _REPO_RE.match(repo) or "--" in repo or ".." in repo:
+        raise ModelError(f"{repo!r} is not a Hugging Face repo id (expected owner/name)")
+    return repo.replace("/", "--", 1)
+
+
+def name_to_repo(name: str) -> str:
+    owner, sep, rest = name.partition("--")
+    return f"{owner}/{rest}" if sep else name
+
+
+def _check_quant(quant: str) -> None:
+    if quant not in QUANTS:
+        raise UsageError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}")
+
+
+def _gguf_path(mdir: Path, quant: str) -> Path:
+    return mdir / f"{quant}.gguf"
+
+
+def _manifest_path(mdir: Path, quant: str) -> Path:
+    return mdir / f"{quant}.manifest.json"
+
+
+def _pull_cmd(repo: str, quant: str, force: bool = False) -> str:
+    return f"mathsolve pull {repo} --quant {quant}" + (" --force" if force else "")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (
+        spec.endswith(".gguf")
+        or spec.startswith(("/", "./", "../", "~", "."))
+        or "\\" in spec
+        or spec.count("/") > 1
+    )
+
+
+def _check_magic(path: Path, fix: str) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror}; {fix}") from exc
+    if head != GGUF_MAGIC:
+        raise ModelError(f"{path} is not a GGUF file (no GGUF magic bytes); {fix}")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(mpath: Path, repo: str, quant: str) -> dict:
+    """The manifest, validated; a ModelError naming the `--force` fix when it is unusable."""
+    fix = f"run `{_pull_cmd(repo, quant, force=True)}`"
+    try:
+        data = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"corrupt manifest {mpath} ({type(exc).__name__}); {fix}") from exc
+    if not isinstance(data, dict) or any(k not in data for k in _MANIFEST_KEYS):
+        raise ModelError(f"corrupt manifest {mpath} (missing fields); {fix}")
+    if data["quant"] != quant or not isinstance(data["size"], int):
+        raise ModelError(f"corrupt manifest {mpath} (wrong quant or size); {fix}")
+    return data
+
+
+def _load_cached(mdir: Path, repo: str, quant: str, verify: bool) -> ResolvedModel | None:
+    """The finished model in `mdir`, None when absent or unfinished, ModelError when damaged."""
+    gguf, mpath = _gguf_path(mdir, quant), _manifest_path(mdir, quant)
+    if not mpath.exists() or not gguf.exists():
+        if mpath.exists():
+            raise ModelError(
+                f"{gguf} is missing but its manifest exists; run `{_pull_cmd(repo, quant, True)}`"
+            )
+        return None  # a GGUF without a manifest is an unfinished pull
+    manifest = _read_manifest(mpath, repo, quant)
+    fix = f"run `{_pull_cmd(manifest['repo'], quant, force=True)}`"
+    size = gguf.stat().st_size
+    if size != manifest["size"]:
+        raise ModelError(
+            f"{gguf} is {size} bytes but its manifest says {manifest['size']} (truncated?); {fix}"
+        )
+    _check_magic(gguf, fix)
+    if verify and sha256_file(gguf) != manifest["sha256"]:
+        raise ModelError(f"{gguf} does not match the sha256 in its manifest; {fix}")
+    return ResolvedModel(gguf, manifest["repo"], mdir.name, quant, manifest)
+
+
+def resolve(spec: str | None, quant: str, *, verify: bool = False) -> ResolvedModel:
+    """A `--model` value (path, cached name or repo id) -> a GGUF on disk, or why not."""
+    _check_quant(quant)
+    spec = spec or os.environ.get("MATHSOLVE_MODEL") or DEFAULT_MODEL
+    path = Path(spec).expanduser()
+    if path.is_file():
+        _check_magic(path, "pass a .gguf model file")
+        return ResolvedModel(path, "file", path.stem, quant, None)
+    if path.is_dir() and not _REPO_RE.match(spec):
+        raise ModelError(f"{spec} is a directory; pass a .gguf file, a cached name or a repo id")
+    models_dir = cache_root() / "models"
+    if _REPO_RE.match(spec) and not spec.endswith(".gguf"):
+        name = repo_to_name(spec)
+        found = _load_cached(models_dir / name, spec, quant, verify)
+        if found is None:
+            raise ModelNotCached(
+                f"{spec} ({quant}) is not downloaded yet; run `{_pull_cmd(spec, quant)}`",
+                spec,
+                quant,
+            )
+        return found
+    if _looks_like_path(spec):
+        raise ModelError(f"model file {spec} does not exist")
+    mdir = models_dir / spec
+    if mdir.is_dir():
+        found = _load_cached(mdir, name_to_repo(spec), quant, verify)
+        if found is not None:
+            return found
+    cached = ", ".join(f"{m.name} ({m.quant})" for m in list_models()) or "none"
+    raise ModelError(
+        f"unknown model {spec!r} at {quant}: give a .gguf path, a repo id (owner/name) "
+        f"or a cached name; cached: {cached}"
+    )
+
+
+def list_models() -> list[CachedModel]:
+    """Every GGUF in the cache, with `status` saying what is wrong when it cannot be used."""
+    out: list[CachedModel] = []
+    models_dir = cache_root() / "models"
+    if not models_dir.is_dir():
+        return out
+    for mdir in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+        for gguf in sorted(mdir.glob("*.gguf")):
+            if gguf.name.startswith("."):
+                continue
+            quant, repo = gguf.stem, name_to_repo(mdir.name)
+            size, revision, status = gguf.stat().st_size, "", "ok"
+            try:
+                found = _load_cached(mdir, repo, quant, verify=False)
+                if found is None:
+                    status = f"unfinished pull: run `{_pull_cmd(repo, quant)}`"
+                else:
+                    repo, revision = found.manifest["repo"], found.manifest["revision"]
+            except ModelError as exc:
+                status = str(exc)
+            out.append(CachedModel(mdir.name, repo, quant, size, gguf, revision, status))
+    return out
+
+
+def remove(name_or_repo: str, quant: str | None) -> list[Path]:
+    """Delete a cached model (one quant, or all of it with its downloads); the paths removed."""
+    if quant is not None:
+        _check_quant(quant)
+    name = repo_to_name(name_or_repo) if "/" in name_or_repo else name_or_repo
+    root = cache_root()
+    mdir = root / "models" / name
+    if not name or name.startswith(".") or not mdir.is_dir():
+        cached = ", ".join(sorted({m.name for m in list_models()})) or "none"
+        raise ModelError(f"no cached model {name_or_repo!r}; cached: {cached}")
+    removed: list[Path] = []
+    with _model_lock(root, name, "mathsolve models rm"):
+        if quant is None:
+            for target in (mdir, root / "downloads" / name):
+                if target.exists():
+                    shutil.rmtree(target)
+                    removed.append(target)
+            return removed
+        for path in (_gguf_path(mdir, quant), _manifest_path(mdir, quant)):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    if not removed:
+        raise ModelError(f"{name} has no {quant} in the cache")
+    return removed
+
+
+@contextmanager
+def _model_lock(root: Path, name: str, what: str) -> Iterator[None]:
+    """One pull/rm per model; the holder's pid sits beside the lock for the error message."""
+    from filelock import FileLock, Timeout
+
+    locks = root / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(locks / f"{name}.lock"))
+    pid_file = locks / f"{name}.pid"
+    try:
+        lock.acquire(timeout=LOCK_WAIT_S)
+    except Timeout:
+        try:
+            pid = pid_file.read_text(encoding="utf-8").strip() or "unknown"
+        except OSError:
+            pid = "unknown"
+        raise PullError(
+            f"another mathsolve pull of {name_to_repo(name)} is running (pid {pid}); "
+            f"wait for it to finish, then retry `{what}`"
+        ) from None
+    try:
+        pid_file.write_text(str(os.getpid()), encoding="utf-8")
+        yield
+    finally:
+        pid_file.unlink(missing_ok=True)
+        lock.release()
+
+
+def _free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _check_disk(where: Path, need: int, what: str) -> None:
+    have = _free_bytes(where)
+    if need > have:
+        raise PullError(
+            f"not enough disk space in {where} for {what}: need {need / GB:.1f} GB, "
+            f"have {have / GB:.1f} GB; free some space or set MATHSOLVE_HOME elsewhere"
+        )
+
+
+def conversion_need(source_bytes: int, quant: str) -> int:
+    """Peak bytes written while converting: output, plus the bf16 intermediate of k-quants."""
+    need = int(source_bytes * _QUANT_RATIO[quant])
+    return need if quant in _DIRECT else need + source_bytes
+
+
+def _clean_partials(mdir: Path) -> list[Path]:
+    """Leftovers of a killed pull: `.partial-*` files, and GGUFs that never got a manifest."""
+    gone = list(mdir.glob("." + "*" + PARTIAL_PREFIX.lstrip(".") + "*"))  # also the converter's
+    gone += [p for p in mdir.glob("*.gguf") if not _manifest_path(mdir, p.stem).exists()]
+    for path in gone:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return gone
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}.{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def offline_from_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _remaining_download(sizes: dict[str, int], dest: Path) -> int:
+    """Bytes still to fetch: files already complete in `dest` are skipped by huggingface-hub."""
+    left = 0
+    for fname, size in sizes.items():
+        have = dest / fname
+        if not (have.is_file() and have.stat().st_size == size):
+            left += size
+    return left
+
+
+def _hub_error(repo: str, revision: str | None, exc: Exception) -> PullError:
+    """A huggingface-hub failure as one line that says what to do."""
+    from huggingface_hub import errors as hf
+
+    if isinstance(exc, hf.GatedRepoError):
+        msg = f"{repo} is gated: accept its terms on the Hub, then log in with `hf auth login`"
+    elif isinstance(exc, hf.RevisionNotFoundError):
+        msg = f"revision {revision!r} does not exist in {repo}; check --revision"
+    elif isinstance(exc, hf.RepositoryNotFoundError):
+        msg = f"{repo} was not found on the Hugging Face Hub (typo, or private: `hf auth login`)"
+    elif isinstance(exc, hf.OfflineModeIsEnabled):
+        msg = f"{repo} is not downloaded and HF_HUB_OFFLINE=1 forbids the network; unset it"
+    elif isinstance(exc, hf.LocalEntryNotFoundError) or any(
+        c.__name__ in ("TransportError", "ConnectionError") for c in type(exc).__mro__
+    ):
+        msg = (
+            f"cannot reach the Hugging Face Hub to download {repo}; check the network "
+            "(an interrupted download resumes on the next pull)"
+        )
+    else:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        msg = f"downloading {repo} failed: {first[:200]}; check the network and retry"
+    return PullError(msg)
+
+
+def _download(
+    repo: str,
+    revision: str | None,
+    dest: Path,
+    offline: bool,
+    *,
+    before_fetch: Callable[[int, int], None] | None = None,
+) -> tuple[Path, str]:
+    """The Hub boundary: the HF checkpoint folder and its revision sha.
+
+    Online: resolve the revision to a sha, call `before_fetch(bytes_to_download,
+    source_weight_bytes)` (the disk check), then a resumable `snapshot_download` into `dest`.
+    Offline: no network; `dest` if a download finished there, else the user's HF hub cache.
+    Tests replace this function; fakes must accept `before_fetch=` (or `**_`).
+    """
+    import huggingface_hub as hub
+
+    if offline:
+        done = _finished_source(dest, repo, revision)
+        if done is not None:
+            return dest, done
+        try:
+            path = hub.snapshot_download(
+                repo, revision=revision, local_files_only=True, allow_patterns=ALLOW_PATTERNS
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means "not available offline"
+            raise PullError(
+                f"{repo} is not downloaded and offline mode is on (--offline or HF_HUB_OFFLINE=1); "
+                f"connect to the network and run `mathsolve pull {repo}` without it"
+            ) from exc
+        return Path(path), Path(path).name  # snapshots/<sha>
+    try:
+        info = hub.HfApi().model_info(repo, revision=revision, files_metadata=True)
+        import fnmatch
+
+        sizes = {
+            s.rfilename: int(s.size or 0)
+            for s in info.siblings or []
+            if any(fnmatch.fnmatch(s.rfilename, pat) for pat in ALLOW_PATTERNS)
+        }
+        weights = sum(v for k, v in sizes.items() if k.endswith(".safetensors"))
+        if not weights:
+            raise PullError(f"{repo} has no .safetensors weights; mathsolve needs them to convert")
+        if before_fetch is not None:
+            before_fetch(_remaining_download(sizes, dest), weights)
+        path = hub.snapshot_download(
+            repo, revision=info.sha, local_dir=dest, allow_patterns=ALLOW_PATTERNS
+        )
+    except PullError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the network boundary: report, never a traceback
+        raise _hub_error(repo, revision, exc) from exc
+    return Path(path), str(info.sha)
+
+
+def _finished_source(dest: Path, repo: str, revision: str | None) -> str | None:
+    """The revision sha of a download that completed in `dest` (see SOURCE_MARKER), else None."""
+    try:
+        mark = json.loads((dest / SOURCE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(mark, dict) or mark.get("repo") != repo:
+        return None
+    if revision not in (None, mark.get("revision"), mark.get("requested_revision")):
+        return None
+    return str(mark.get("revision"))
+
+
+def _convert(src: Path, out: Path, quant: str, progress: Progress | None) -> None:
+    import mathsolve_convert
+
+    shown: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:  # the converter's (stage, done, total)
+        step = done * 10 // total if total else 0
+        if progress is not None and shown.get(stage) != step:
+            shown[stage] = step
+            progress(f"{stage}: {step * 10}%")
+
+    try:
+        mathsolve_convert.convert(src, out, outtype=quant, force=True, progress=report)
+    except mathsolve_convert.ConversionError as exc:
+        raise PullError(f"converting {src} to {quant} failed: {exc}") from exc
+    except OSError as exc:
+        hint = "; free some disk space" if exc.errno == 28 else ""
+        raise PullError(f"writing {out.parent} failed: {exc.strerror or exc}{hint}") from exc
+
+
+def pull(
+    repo: str,
+    quant: str,
+    *,
+    revision: str | None = None,
+    force: bool = False,
+    keep_source: bool = False,
+    offline: bool = False,
+    progress: Progress | None = None,
+) -> ResolvedModel:
+    """Download, convert and quantise `repo` into the cache; a finished model is reused."""
+    _check_quant(quant)
+    name = repo_to_name(repo)
+    offline = offline or offline_from_env()
+    say = progress or (lambda _msg: None)
+    root = cache_root()
+    mdir, dest = root / "models" / name, root / "downloads" / name
+    mdir.mkdir(parents=True, exist_ok=True)
+    with _model_lock(root, name, _pull_cmd(repo, quant)):
+        for left in _clean_partials(mdir):
+            say(f"removed {left.name} left by an interrupted pull")
+        if not force:
+            try:
+                found = _load_cached(mdir, repo, quant, verify=False)
+            except ModelError:
+                found = None  # damaged: pull again over it
+            if found is not None and revision in (
+                None,
+                found.manifest["revision"],
+                found.manifest.get("requested_revision"),
+            ):
+                say(f"{repo} ({quant}) is already in the cache; --force pulls it again")
+                return found
+
+        def before_fetch(to_fetch: int, weights: int) -> None:
+            need = to_fetch + conversion_need(weights, quant)
+            say(
+                f"{repo} ({quant}) needs about {need / GB:.1f} GB free at peak: "
+                f"{to_fetch / GB:.1f} GB to download, then conversion; "
+                f"have {_free_bytes(root) / GB:.1f} GB"
+            )
+            _check_disk(root, need, f"pulling {repo} ({quant})")
+
+        if not offline:
+            say(f"downloading {repo} into {dest}")
+        src, sha = _download(repo, revision, dest, offline, before_fetch=before_fetch)
+        ours = src.resolve() == dest.resolve()
+        if ours:
+            mark = {"repo": repo, "revision": sha, "requested_revision": revision}
+            _write_json_atomic(dest / SOURCE_MARKER, mark)
+        final = _finish(src, mdir, repo, sha, revision, quant, say)
+        if ours and not keep_source:
+            shutil.rmtree(dest, ignore_errors=True)
+            say(f"removed the downloaded checkpoint {dest} (--keep-source keeps it)")
+        return final
+
+
+def _finish(
+    src: Path, mdir: Path, repo: str, sha: str, revision: str | None, quant: str, say: Progress
+) -> ResolvedModel:
+    """Convert to a `.partial-` file, hash it, rename it into place, then write the manifest."""
+    import mathsolve_convert
+
+    tmp = mdir / f"{PARTIAL_PREFIX}{quant}-{os.getpid()}.gguf"
+    gguf, mpath = _gguf_path(mdir, quant), _manifest_path(mdir, quant)
+    say(f"converting {repo} to {quant} GGUF")
+    try:
+        _convert(src, tmp, quant, say)
+        size, digest = tmp.stat().st_size, sha256_file(tmp)
+        manifest = {
+            "repo": repo,
+            "revision": sha,
+            "requested_revision": revision,
+            "quant": quant,
+            "size": size,
+            "sha256": digest,
+            "converter_version": str(getattr(mathsolve_convert, "CONVERTER_VERSION", "unknown")),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        mpath.unlink(missing_ok=True)  # the old GGUF stops counting as finished first
+        os.replace(tmp, gguf)
+        _write_json_atomic(mpath, manifest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    say(f"wrote {gguf} ({size / GB:.2f} GB, sha256 {digest[:12]}...)")
+    return ResolvedModel(gguf, repo, mdir.name, quant, manifest)

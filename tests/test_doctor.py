@@ -1,0 +1,77 @@
+"""`doctor`: facts about the real llama.cpp build, and the reinstall advice table."""
+
+from __future__ import annotations
+
+import pytest
+
+from mathsolve import doctor
+
+KEYS = {
+    "llama_cpp_python", "system_info", "gpu_offload", "backend", "gpu_detected",
+    "physical_cores", "logical_cpus", "platform", "cache_root", "free_disk_gb",
+    "cached_models", "reinstall",
+}
+
+
+def test_collect_reports_the_installed_build_and_cache(tmp_path, monkeypatch):
+    import llama_cpp
+
+    monkeypatch.setenv("MATHSOLVE_HOME", str(tmp_path / "cache"))
+    info = doctor.collect()
+    assert set(info) == KEYS
+    assert info["llama_cpp_python"] == llama_cpp.__version__
+    assert "CPU" in info["system_info"]  # llama.cpp always lists its CPU features
+    assert info["gpu_offload"] == bool(llama_cpp.llama_supports_gpu_offload())
+    assert info["backend"] == ("CPU" if not info["gpu_offload"] else info["backend"])
+    assert 1 <= info["physical_cores"] <= info["logical_cpus"]
+    assert info["cache_root"] == str(tmp_path / "cache")
+    assert info["free_disk_gb"] > 0 and info["cached_models"] == []
+
+
+def test_collect_lists_cached_models_with_their_problems(tmp_path, monkeypatch):
+    mdir = tmp_path / "models" / "tiny--qwen3"
+    mdir.mkdir(parents=True)
+    (mdir / "q8_0.gguf").write_bytes(b"GGUF" + b"\0" * 60)  # no manifest: unfinished pull
+    monkeypatch.setenv("MATHSOLVE_HOME", str(tmp_path))
+    [line] = doctor.collect()["cached_models"]
+    assert line.startswith("tiny--qwen3 q8_0") and "unfinished pull" in line
+
+
+@pytest.mark.parametrize(
+    "system,machine,has_smi,offload,expected",
+    [
+        ("linux", "x86_64", True, False, 'CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '
+                                         "--no-cache-dir llama-cpp-python==0.3.36"),
+        ("darwin", "arm64", False, False, 'CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall '
+                                          "--no-cache-dir llama-cpp-python==0.3.36"),
+        ("linux", "x86_64", True, True, None),
+        ("linux", "x86_64", False, False, None),
+        ("darwin", "x86_64", False, False, None),
+    ],
+    ids=["nvidia-cpu-build", "apple-silicon-cpu-build", "nvidia-cuda-build", "no-gpu", "intel-mac"],
+)
+def test_reinstall_command_only_when_a_gpu_goes_unused(system, machine, has_smi, offload, expected):
+    which = lambda name: "/usr/bin/nvidia-smi" if has_smi and name == "nvidia-smi" else None  # noqa: E731
+    gpu = doctor.gpu_present(which=which, machine=machine, system=system)
+    assert doctor.reinstall_command(gpu, offload) == expected
+
+
+@pytest.mark.parametrize(
+    "info,offload,expected",
+    [
+        ("CPU : SSE3 = 1 | AVX2 = 1 |", False, "CPU"),
+        ("CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : AVX2 = 1 |", True, "CUDA"),
+        ("MTL : EMBED_LIBRARY = 1 | CPU : NEON = 1 | ARM_FMA = 1 |", True, "Metal"),
+        ("CPU : SSE3 = 1 | CUDA_FEATURE_LIKE = 1 |", False, "CPU"),
+    ],
+    ids=["cpu", "cuda", "metal", "feature-name-is-not-a-backend"],
+)
+def test_backend_is_read_from_llama_cpp_system_info(info, offload, expected):
+    assert doctor.backend_from_system_info(info, offload) == expected
+
+
+def test_pinned_version_matches_the_project_dependency():
+    from pathlib import Path
+
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert f'"llama-cpp-python=={doctor.LLAMA_CPP_PYTHON}"' in pyproject

@@ -1,0 +1,498 @@
+"""The model cache and `pull`: the Hub download is the only fake (a copy of a tiny checkpoint);
+conversion, quantisation, manifest, hashing, locking and loading are the real code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mathsolve import models
+from mathsolve.errors import ModelError, PullError, UsageError
+
+REPO_ID = "tiny/qwen3"
+NAME = "tiny--qwen3"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+_REAL_DOWNLOAD = models._download  # before any test replaces it
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(request, tmp_path_factory) -> Path:
+    """The converter's tiny Qwen3 checkpoint fixture, or one built here when it is absent."""
+    try:
+        return request.getfixturevalue("tiny_qwen3_dir")
+    except pytest.FixtureLookupError:
+        from tinymodels import make_checkpoint
+
+        return make_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+def fake_hub(src: Path, calls: list, fetch_bytes: int = 0):
+    """Stands in for the Hub: copies `src` into the download dir, like a finished download."""
+
+    def _download(repo, revision, dest, offline, *, before_fetch=None):
+        calls.append({"repo": repo, "revision": revision, "dest": dest, "offline": offline})
+        weights = sum(p.stat().st_size for p in src.glob("*.safetensors"))
+        if before_fetch is not None:
+            before_fetch(fetch_bytes or weights, weights)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file():
+                shutil.copy2(f, dest / f.name)
+        return dest, SHA
+
+    return _download
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("MATHSOLVE_HOME", str(path))
+    for var in ("MATHSOLVE_MODEL", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    return path
+
+
+@pytest.fixture
+def hub_calls(monkeypatch, tiny_ckpt) -> list:
+    calls: list = []
+    monkeypatch.setattr(models, "_download", fake_hub(tiny_ckpt, calls))
+    return calls
+
+
+@pytest.fixture
+def network_attempts(monkeypatch) -> list:
+    """Every outgoing connection is refused and recorded."""
+    attempts: list = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+@pytest.fixture(scope="session")
+def pulled_template(tiny_ckpt, tmp_path_factory) -> Path:
+    """A cache holding tiny/qwen3 at q8_0, pulled once; tests get copies."""
+    root = tmp_path_factory.mktemp("pulled") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MATHSOLVE_HOME", str(root))
+        mp.setattr(models, "_download", fake_hub(tiny_ckpt, []))
+        models.pull(REPO_ID, "q8_0")
+    return root
+
+
+@pytest.fixture
+def cached(pulled_template, home) -> Path:
+    shutil.copytree(pulled_template, home)
+    return home / "models" / NAME
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- pull ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("quant", ["q8_0", "q4_k_m"], ids=["q8_0", "k-quant-q4_k_m"])
+def test_pull_writes_gguf_and_manifest_that_llama_cpp_loads(home, hub_calls, quant):
+    import llama_cpp
+
+    notes: list[str] = []
+    got = models.pull(REPO_ID, quant, progress=notes.append)
+
+    mdir = home / "models" / NAME
+    assert got.path == mdir / f"{quant}.gguf" and got.source == REPO_ID and got.name == NAME
+    manifest = json.loads((mdir / f"{quant}.manifest.json").read_text())
+    assert manifest["repo"] == REPO_ID and manifest["revision"] == SHA
+    assert manifest["quant"] == quant and manifest["size"] == got.path.stat().st_size
+    assert manifest["sha256"] == _sha256(got.path)
+    assert manifest["converter_version"] not in ("", "unknown")
+    assert list(mdir.glob(".*partial-*")) == []
+    assert not (home / "downloads" / NAME).exists(), "source must go without --keep-source"
+    assert any("needs about" in n and "GB" in n for n in notes), notes
+    assert models.resolve(REPO_ID, quant, verify=True).path == got.path
+
+    llm = llama_cpp.Llama(model_path=str(got.path), n_ctx=64, verbose=False)
+    try:
+        assert llm.n_vocab() > 0
+        assert llm.tokenize(b"<|im_end|>", add_bos=False, special=True) == [llm.token_eos()]
+    finally:
+        llm.close()
+
+
+def test_pull_reuses_a_cached_model_without_downloading(cached, hub_calls):
+    before = cached.joinpath("q8_0.gguf").stat().st_mtime_ns
+    got = models.pull(REPO_ID, "q8_0")
+    assert hub_calls == [] and got.path.stat().st_mtime_ns == before
+
+
+def test_pull_force_replaces_a_damaged_model(cached, hub_calls):
+    (cached / "q8_0.manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match="--force"):
+        models.resolve(REPO_ID, "q8_0")
+    models.pull(REPO_ID, "q8_0", force=True)
+    assert len(hub_calls) == 1
+    assert models.resolve(REPO_ID, "q8_0", verify=True).manifest["revision"] == SHA
+
+
+def test_pull_keep_source_then_offline_requantise_needs_no_network(home, hub_calls, monkeypatch,
+                                                                    network_attempts):
+    models.pull(REPO_ID, "q8_0", keep_source=True)
+    dest = home / "downloads" / NAME
+    assert list(dest.glob("*.safetensors")) and (dest / models.SOURCE_MARKER).exists()
+    monkeypatch.setattr(models, "_download", _REAL_DOWNLOAD)  # the real one, offline
+    got = models.pull(REPO_ID, "bf16", offline=True, keep_source=True)
+    assert got.manifest["revision"] == SHA and network_attempts == []
+
+
+def test_pull_refuses_up_front_when_the_disk_is_too_small(home, monkeypatch, tiny_ckpt):
+    calls: list = []
+    monkeypatch.setattr(models, "_download", fake_hub(tiny_ckpt, calls, fetch_bytes=10**16))
+    with pytest.raises(PullError, match=r"need \d+\.\d GB, have \d+\.\d GB"):
+        models.pull(REPO_ID, "q4_k_m")
+    assert not (home / "downloads" / NAME).exists(), "the check runs before any download"
+
+
+@pytest.mark.parametrize("bad", ["nobody", "a/b/c", "owner/--x", "-x/y"], ids=str)
+def test_pull_rejects_what_is_not_a_repo_id(home, hub_calls, bad):
+    with pytest.raises(ModelError, match="not a Hugging Face repo id"):
+        models.pull(bad, "q8_0")
+    assert hub_calls == []
+
+
+def test_pull_rejects_an_unknown_quant(home, hub_calls):
+    with pytest.raises(UsageError, match="q4_k_m"):
+        models.pull(REPO_ID, "q3_k")
+
+
+# --- offline ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["argument", "env"], ids=["offline=True", "HF_HUB_OFFLINE=1"])
+def test_offline_pull_of_cached_model_never_downloads(cached, hub_calls, monkeypatch, how):
+    if how == "env":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    got = models.pull(REPO_ID, "q8_0", offline=how == "argument")
+    assert hub_calls == [] and got.path.exists()
+
+
+def test_offline_pull_of_missing_model_fails_at_once_without_network(
+    home, tmp_path, monkeypatch, network_attempts
+):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    start = time.monotonic()
+    with pytest.raises(PullError, match="offline") as info:
+        models.pull(REPO_ID, "q8_0", offline=True)
+    assert "mathsolve pull tiny/qwen3" in str(info.value)
+    assert network_attempts == [] and time.monotonic() - start < 5
+
+
+def test_real_snapshot_download_from_a_prepopulated_hub_cache(home, tmp_path, monkeypatch,
+                                                               tiny_ckpt, network_attempts):
+    """The real huggingface-hub code path: offline, served from the HF cache layout."""
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    snap = hub / "models--tiny--qwen3" / "snapshots" / SHA
+    shutil.copytree(tiny_ckpt, snap)
+    (hub / "models--tiny--qwen3" / "refs").mkdir()
+    (hub / "models--tiny--qwen3" / "refs" / "main").write_text(SHA)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    got = models.pull(REPO_ID, "q8_0")
+    assert got.manifest["revision"] == SHA and got.path.exists()
+    assert list(snap.glob("*.safetensors")), "files in the user's HF cache are never deleted"
+    assert network_attempts == []
+
+
+class _HubStub:
+    """A local HTTP server answering every request with one status and Hub error code."""
+
+    def __init__(self, status: int, code: str | None):
+        import http.server
+        import threading
+
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                self.send_response(status)
+                if code:
+                    self.send_header("X-Error-Code", code)
+                body = json.dumps({"error": f"stub {status}"}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_HEAD = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        stub.status = status
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    "status,code,expected",
+    [
+        (404, "RepoNotFound", "was not found on the Hugging Face Hub"),
+        (403, "GatedRepo", "is gated"),
+        (404, "RevisionNotFound", "revision 'v9' does not exist"),
+        (500, None, "downloading tiny/qwen3 failed"),
+        (None, None, "cannot reach the Hugging Face Hub"),
+    ],
+    ids=["repo-not-found", "gated", "bad-revision", "server-error", "unreachable"],
+)
+def test_hub_failures_become_one_line_pull_errors(home, monkeypatch, status, code, expected):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    stub = _HubStub(status, code) if status else None
+    url = stub.url if stub else "http://127.0.0.1:9"  # nothing listens on port 9
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
+    try:
+        with pytest.raises(PullError) as info:
+            models.pull(REPO_ID, "q8_0", revision="v9" if code == "RevisionNotFound" else None)
+    finally:
+        if stub:
+            stub.close()
+    message = str(info.value)
+    assert expected in message and "\n" not in message
+
+
+# --- resolve ------------------------------------------------------------------------------
+
+def test_resolve_by_repo_name_path_and_env(cached, monkeypatch):
+    by_repo = models.resolve(REPO_ID, "q8_0")
+    by_name = models.resolve(NAME, "q8_0")
+    by_path = models.resolve(str(cached / "q8_0.gguf"), "q8_0")
+    monkeypatch.setenv("MATHSOLVE_MODEL", REPO_ID)
+    by_env = models.resolve(None, "q8_0")
+    assert by_repo.path == by_name.path == by_path.path == by_env.path
+    assert (by_repo.source, by_path.source, by_path.manifest) == (REPO_ID, "file", None)
+
+
+def test_resolve_default_model_not_cached_names_the_exact_pull_command(home):
+    with pytest.raises(models.ModelNotCached) as info:
+        models.resolve(None, "q4_k_m")
+    assert f"`mathsolve pull {models.DEFAULT_MODEL} --quant q4_k_m`" in str(info.value)
+    assert (info.value.repo, info.value.quant) == (models.DEFAULT_MODEL, "q4_k_m")
+
+
+def test_resolve_other_quant_of_cached_model_is_not_cached(cached):
+    with pytest.raises(models.ModelNotCached, match="mathsolve pull tiny/qwen3 --quant q6_k"):
+        models.resolve(REPO_ID, "q6_k")
+
+
+def _random_file(d: Path) -> Path:
+    (d / "random.gguf").write_bytes(os.urandom(4096))
+    return d / "random.gguf"
+
+
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (lambda d: "./missing/model.gguf", "model file ./missing/model.gguf does not exist"),
+        (lambda d: str(d / "nothing.gguf"), "does not exist"),
+        (lambda d: str(_random_file(d)), "not a GGUF file"),
+        (lambda d: str(d), "is a directory"),
+        (lambda d: "no-such-model", "unknown model 'no-such-model'.*cached: tiny--qwen3 \\(q8_0\\)"),
+    ],
+    ids=["missing-relative-path", "missing-absolute-path", "random-bytes", "directory", "unknown-name"],
+)
+def test_resolve_bad_specs_fail_with_one_line(cached, tmp_path, make, expected):
+    with pytest.raises(ModelError, match=expected) as info:
+        models.resolve(make(tmp_path), "q8_0")
+    assert not isinstance(info.value, models.ModelNotCached) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "damage,verify",
+    [
+        (lambda m: (m / "q8_0.manifest.json").write_text("{broken"), False),
+        (lambda m: (m / "q8_0.manifest.json").write_text('{"repo": "tiny/qwen3"}'), False),
+        (lambda m: _flip_byte(m / "q8_0.gguf"), True),
+        (lambda m: _truncate(m / "q8_0.gguf"), False),
+        (lambda m: _overwrite_magic(m / "q8_0.gguf"), False),
+    ],
+    ids=["manifest-not-json", "manifest-missing-fields", "sha256-mismatch", "truncated", "bad-magic"],
+)
+def test_damaged_cache_is_detected_with_the_force_fix(cached, damage, verify):
+    damage(cached)
+    with pytest.raises(ModelError) as info:
+        models.resolve(REPO_ID, "q8_0", verify=verify)
+    assert "`mathsolve pull tiny/qwen3 --quant q8_0 --force`" in str(info.value)
+    if not verify:  # listing makes only the cheap checks (no hashing of GB files)
+        assert models.list_models()[0].status != "ok"
+
+
+def test_sha256_is_checked_only_when_asked(cached):
+    _flip_byte(cached / "q8_0.gguf")
+    assert models.resolve(REPO_ID, "q8_0").path.exists()  # cheap checks pass: same size, magic
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _overwrite_magic(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:4] = b"XXXX"
+    path.write_bytes(bytes(data))
+
+
+# --- interrupted pulls, locks -------------------------------------------------------------
+
+def test_leftovers_of_an_interrupted_pull_never_count_and_are_cleaned(home, hub_calls, tiny_ckpt):
+    mdir = home / "models" / NAME
+    mdir.mkdir(parents=True)
+    (mdir / ".partial-q8_0-4242.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    (mdir / "q8_0.gguf").write_bytes(b"GGUF" + b"\0" * 64)  # renamed, manifest never written
+    with pytest.raises(models.ModelNotCached):
+        models.resolve(REPO_ID, "q8_0")
+    assert models.list_models()[0].status.startswith("unfinished pull")
+
+    notes: list[str] = []
+    models.pull(REPO_ID, "q8_0", progress=notes.append)
+    assert not (mdir / ".partial-q8_0-4242.gguf").exists()
+    assert models.resolve(REPO_ID, "q8_0", verify=True).manifest["sha256"]
+    assert any("interrupted pull" in n for n in notes)
+
+
+def test_a_failed_download_keeps_the_partial_files_for_resuming(home, monkeypatch, tiny_ckpt):
+    """huggingface-hub resumes from `local_dir`; pull must hand back the same dir untouched."""
+    seen: list[list[str]] = []
+
+    def dies_half_way(repo, revision, dest, offline, **_):
+        seen.append(sorted(p.name for p in dest.glob("*")) if dest.exists() else [])
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(tiny_ckpt / "config.json", dest / "config.json")
+        raise PullError("cannot reach the Hugging Face Hub (simulated drop)")
+
+    monkeypatch.setattr(models, "_download", dies_half_way)
+    for _ in range(2):
+        with pytest.raises(PullError):
+            models.pull(REPO_ID, "q8_0")
+    assert seen == [[], ["config.json"]]
+    assert not (home / "downloads" / NAME / models.SOURCE_MARKER).exists()
+
+
+_KILLED_IN_CONVERSION = r"""
+import os, shutil, signal, sys
+from pathlib import Path
+from mathsolve import models
+src, mdir = Path(sys.argv[1]), Path(sys.argv[2])
+def fake(repo, revision, dest, offline, **_):
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        shutil.copy2(f, dest / f.name)
+    return dest, "0123456789abcdef0123456789abcdef01234567"
+models._download = fake
+def progress(msg):
+    if msg.startswith("write: ") and msg not in ("write: 0%", "write: 100%"):
+        print("partial files:", [p.name for p in mdir.glob(".*partial-*")], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+models.pull("tiny/qwen3", "q8_0", progress=progress)
+print("finished without being killed", flush=True)
+"""
+
+
+def test_pull_killed_during_conversion_leaves_nothing_finished(home, hub_calls, tiny_ckpt):
+    mdir = home / "models" / NAME
+    env = {**os.environ, "MATHSOLVE_HOME": str(home)}
+    child = subprocess.run([sys.executable, "-c", _KILLED_IN_CONVERSION, str(tiny_ckpt), str(mdir)],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert child.returncode == -9, child.stdout + child.stderr
+    assert "partial files: ['..partial-q8_0-" in child.stdout, child.stdout
+    assert not (mdir / "q8_0.manifest.json").exists() and not (mdir / "q8_0.gguf").exists()
+    with pytest.raises(models.ModelNotCached):
+        models.resolve(REPO_ID, "q8_0")
+
+    got = models.pull(REPO_ID, "q8_0")
+    assert models.resolve(REPO_ID, "q8_0", verify=True).path == got.path
+    assert list(mdir.glob(".*partial-*")) == []
+
+
+_HOLD_LOCK = r"""
+import sys, time
+from pathlib import Path
+from mathsolve import models
+with models._model_lock(Path(sys.argv[1]), "tiny--qwen3", "test"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_second_concurrent_pull_fails_clearly_with_the_holder_pid(home, hub_calls, monkeypatch):
+    monkeypatch.setattr(models, "LOCK_WAIT_S", 0.3)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(home)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(PullError, match=f"another mathsolve pull of tiny/qwen3 is running "
+                                            f"\\(pid {holder.pid}\\)"):
+            models.pull(REPO_ID, "q8_0")
+        assert hub_calls == [] and not (home / "models" / NAME / "q8_0.gguf").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    models.pull(REPO_ID, "q8_0")  # the lock dies with its holder
+    assert len(hub_calls) == 1
+
+
+# --- list / remove ------------------------------------------------------------------------
+
+def test_list_models_reports_name_repo_quant_size_path_revision(cached):
+    [entry] = models.list_models()
+    assert (entry.name, entry.repo, entry.quant, entry.revision, entry.status) == (
+        NAME, REPO_ID, "q8_0", SHA, "ok")
+    assert entry.size == entry.path.stat().st_size > 0
+
+
+def test_remove_one_quant_then_all(cached, home):
+    (home / "downloads" / NAME).mkdir(parents=True)
+    removed = models.remove(REPO_ID, "q8_0")
+    assert sorted(p.name for p in removed) == ["q8_0.gguf", "q8_0.manifest.json"]
+    assert models.list_models() == []
+    removed = models.remove(NAME, None)
+    assert set(removed) == {cached, home / "downloads" / NAME} and not cached.exists()
+
+
+@pytest.mark.parametrize("spec", ["nothing", "x/y", ".."], ids=["name", "repo", "dotdot"])
+def test_remove_unknown_model_lists_what_is_cached(cached, spec):
+    with pytest.raises(ModelError, match="cached: tiny--qwen3"):
+        models.remove(spec, None)
+    assert cached.exists()
+
+
+def test_cache_root_follows_mathsolve_home(home):
+    assert models.cache_root() == home
+
