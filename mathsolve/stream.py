@@ -90,4 +90,9 @@ class Utf8Stream:
         return self._decoder.decode(data)
 
     def flush(self) -> str:
-        return self._decoder.decode(b"", final=True)
+        """End of stream: a character cut off by the token limit is dropped, not shown as
+        U+FFFD (it was never generated whole); bytes that are invalid anyway were already
+        replaced as they came."""
+        pending, _ = self._decoder.getstate()
+        self._decoder.reset()
+        return "" if pending else self._decoder.decode(b"", final=True)
