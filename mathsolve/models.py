@@ -334,6 +334,16 @@ def _clean_partials(mdir: Path) -> list[Path]:
     return gone
 
 
+def _clean_stale_downloads(dest: Path) -> list[Path]:
+    """huggingface-hub >= 2 downloads each file to a process-unique `*.incomplete` file, so a
+    killed pull's partial file is never resumed: finished files are kept (the next pull skips
+    them), the partial one restarts. Remove the orphans (up to a shard, ~4 GB) under our lock."""
+    gone = list((dest / ".cache" / "huggingface" / "download").glob("**/*.incomplete"))
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return gone
+
+
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -490,7 +500,7 @@ def pull(
     mdir, dest = root / "models" / name, root / "downloads" / name
     mdir.mkdir(parents=True, exist_ok=True)
     with _model_lock(root, name, _pull_cmd(repo, quant)):
-        for left in _clean_partials(mdir):
+        for left in _clean_partials(mdir) + _clean_stale_downloads(dest):
             say(f"removed {left.name} left by an interrupted pull")
         if not force:
             try:

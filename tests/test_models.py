@@ -496,3 +496,124 @@ def test_remove_unknown_model_lists_what_is_cached(cached, spec):
 def test_cache_root_follows_mathsolve_home(home):
     assert models.cache_root() == home
 
+
+
+# --- the real huggingface-hub download against a local Hub ---------------------------------
+
+class _LocalHub:
+    """Serves a checkpoint folder with the Hub's HTTP API (model info, tree, resolve), so the
+    real snapshot_download runs unchanged; `stall` = (file, bytes): send that many bytes of
+    the file, then hang, like a connection dying under a killed pull."""
+
+    def __init__(self, src: Path, repo: str, stall: tuple[str, int] | None = None):
+        import http.server
+        import threading
+        from urllib.parse import unquote, urlparse
+
+        files = {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()}
+        self.log: list[tuple[str, str, str | None]] = []
+        log, release = self.log, threading.Event()
+        self._release = release
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code: int, body: bytes, headers: dict) -> None:
+                self.send_response(code)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+
+            def _route(self):
+                path = unquote(urlparse(self.path).path)
+                log.append((self.command, path, self.headers.get("Range")))
+                api, resolve = f"/api/models/{repo}", f"/{repo}/resolve/{SHA}/"
+                if path in (api, f"{api}/revision/main") or path.startswith(f"{api}/tree/"):
+                    listing = [{"type": "file", "path": n, "rfilename": n, "size": len(b),
+                                "oid": hashlib.sha1(b).hexdigest()} for n, b in files.items()]
+                    obj = listing if "/tree/" in path else {"id": repo, "sha": SHA, "siblings": listing}
+                    body = json.dumps(obj).encode()
+                    self._send(200, body, {"Content-Type": "application/json"})
+                    self.wfile.write(body)
+                elif path.startswith(resolve) and path[len(resolve):] in files:
+                    name = path[len(resolve):]
+                    data = files[name]
+                    self._send(200, data, {"ETag": f'"{hashlib.sha1(data).hexdigest()}"',
+                                           "X-Repo-Commit": SHA, "Accept-Ranges": "bytes"})
+                    if self.command == "GET":
+                        if stall and stall[0] == name:
+                            self.wfile.write(data[: stall[1]])
+                            self.wfile.flush()
+                            release.wait(60)
+                            return
+                        self.wfile.write(data)
+                else:
+                    self._send(404, b"", {"X-Error-Code": "EntryNotFound"})
+
+            do_GET = do_HEAD = _route
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_PULL_CHILD = (
+    "import huggingface_hub.constants as c; c.DOWNLOAD_CHUNK_SIZE = 8192\n"  # small writes
+    "import sys; from mathsolve import models\n"
+    "print(models.pull('tiny/qwen3', 'q8_0', keep_source=sys.argv[1] == 'keep').path)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def sharded_ckpt(tmp_path_factory) -> Path:
+    from tinymodels import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("sharded") / "ckpt", shards=2)
+
+
+def test_pull_killed_during_download_keeps_finished_files_and_completes(home, sharded_ckpt):
+    """Real huggingface-hub code path end to end (local Hub over HTTP): a pull killed while a
+    shard streams keeps the finished files; the next pull fetches only the rest and finishes."""
+    first, second = sorted(p.name for p in sharded_ckpt.glob("*.safetensors"))
+    dest = home / "downloads" / NAME
+    hub = _LocalHub(sharded_ckpt, REPO_ID, stall=(second, 50_000))
+    env = {**os.environ, "MATHSOLVE_HOME": str(home), "HF_ENDPOINT": hub.url,
+           "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1", "HF_HUB_DISABLE_XET": "1"}
+    env.pop("HF_HUB_OFFLINE", None)
+    child = subprocess.Popen([sys.executable, "-c", _PULL_CHILD, "drop"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            (dest / first).exists() and any(p.stat().st_size for p in dest.rglob("*.incomplete"))
+        ):
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.05)
+        child.kill()
+        child.wait()
+    finally:
+        hub.close()
+    assert (dest / first).stat().st_size == (sharded_ckpt / first).stat().st_size
+    assert not (dest / second).exists() and not (home / "models" / NAME / "q8_0.gguf").exists()
+
+    hub = _LocalHub(sharded_ckpt, REPO_ID)
+    env["HF_ENDPOINT"] = hub.url
+    try:
+        done = subprocess.run([sys.executable, "-c", _PULL_CHILD, "keep"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        hub.close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    fetched = [p for method, p, _ in hub.log if method == "GET" and "/resolve/" in p]
+    assert any(p.endswith(second) for p in fetched) and not any(p.endswith(first) for p in fetched)
+    assert models.resolve(REPO_ID, "q8_0", verify=True).manifest["revision"] == SHA
+    assert (dest / second).exists() and list(dest.rglob("*.incomplete")) == [], "orphan removed"
