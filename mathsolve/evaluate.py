@@ -76,7 +76,7 @@ def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
     for s in samples:
         ans = s["answer"]
         if ans is not None and ans not in verdicts:
-            verdicts[ans] = equivalent(ans, result.reference, timeout=timeout)
+            verdicts[ans] = equivalent(result.reference, ans, timeout=timeout)
         s["correct"] = verdicts.get(ans) if ans is not None else False
     if save_completions and completions:
         for s, text in zip(samples, completions):
@@ -203,7 +203,7 @@ def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict
                    "error": f"line {n} needs 'completion' (text) and 'reference'"}
             continue
         found = extract(completion)
-        correct = (equivalent(found.answer, str(reference), timeout=timeout)
+        correct = (equivalent(str(reference), found.answer, timeout=timeout)
                    if found.answer is not None else False)
         yield {"id": rid, "extracted": found.answer, "fallback": found.fallback, "correct": correct}
 

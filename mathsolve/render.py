@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, TextIO
 
@@ -16,8 +17,10 @@ TAG_STYLE = "bold magenta"
 def _console(file: TextIO) -> Any:
     from rich.console import Console
 
-    # rich drops colour when the stream is not a terminal and honours NO_COLOR itself.
-    return Console(file=file, highlight=False, soft_wrap=True)
+    # rich writes no ANSI codes when the stream is not a terminal; with NO_COLOR it only drops
+    # colours, so no colour system at all keeps bold/dim codes out too.
+    plain = {"color_system": None} if os.environ.get("NO_COLOR") else {}
+    return Console(file=file, highlight=False, soft_wrap=True, **plain)
 
 
 class Renderer:

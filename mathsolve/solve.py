@@ -119,7 +119,7 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
     if problem.reference is not None and result.answer is not None:
         from .equivalence import equivalent
 
-        result.correct = equivalent(result.answer, problem.reference, timeout=options.check_timeout)
+        result.correct = equivalent(problem.reference, result.answer, timeout=options.check_timeout)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 

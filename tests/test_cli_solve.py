@@ -1,0 +1,224 @@
+"""`mathsolve` end to end on real small models: SmolLM2-135M-Instruct (real text) and a tiny
+Qwen3 made by our converter (Qwen's template and stop tokens). Subprocesses, so stdout, stderr
+and exit codes are exactly what a user or a script sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FAST = ["--max-tokens", "48", "--threads", "2", "--seed", "7"]
+JSON_KEYS = {"id", "problem", "answer", "completion", "finish_reason", "prompt_tokens",
+             "completion_tokens", "seconds", "model", "sampling", "check", "error"}
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run(args: list[str], stdin: bytes = b"", env: dict | None = None, timeout: int = 300):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
+                          capture_output=True, timeout=timeout, env=full_env)
+
+
+def records(stdout: bytes) -> list[dict]:
+    return [json.loads(line) for line in stdout.decode().splitlines()]
+
+
+def expected_status(rows: list[dict]) -> int:
+    if any(r["error"] for r in rows):
+        return 1
+    return 0 if all(r["answer"] is not None for r in rows) else 3
+
+
+def test_json_record_schema_and_sampling_recorded(smollm2_gguf):
+    proc = run(["--model", str(smollm2_gguf), "--json", *FAST, "--temperature", "0.7",
+                "--top-k", "30", "What is 2+3?"])
+    rows = records(proc.stdout)
+    assert len(rows) == 1
+    row = rows[0]
+    assert JSON_KEYS <= row.keys()
+    assert row["id"] == "1" and row["problem"] == "What is 2+3?"
+    assert row["sampling"] == {"temperature": 0.7, "top_p": 0.95, "top_k": 30, "min_p": 0.0,
+                               "seed": 7, "max_tokens": 48}
+    assert row["model"]["path"] == str(smollm2_gguf) and row["model"]["source"] == "file"
+    assert row["finish_reason"] in ("stop", "length")
+    assert 0 < row["completion_tokens"] <= 48 and row["prompt_tokens"] > 10
+    assert row["completion"].strip()
+    assert proc.returncode == expected_status(rows)
+
+
+def test_same_seed_same_completion_and_seed_is_recorded_when_random(smollm2_gguf):
+    first = records(run(["--model", str(smollm2_gguf), "--json", *FAST, "Compute 6*7."]).stdout)
+    again = records(run(["--model", str(smollm2_gguf), "--json", *FAST, "Compute 6*7."]).stdout)
+    assert first[0]["completion"] == again[0]["completion"]
+    no_seed = [a for a in FAST if a not in ("--seed", "7")]
+    rnd = records(run(["--model", str(smollm2_gguf), "--json", *no_seed, "Compute 6*7."]).stdout)
+    assert isinstance(rnd[0]["sampling"]["seed"], int)
+
+
+def test_piped_output_is_one_line_per_problem_in_order(smollm2_gguf, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_text("What is 2+3?\n\nSolve x+1=3.\nWhat is 10/2?\n")
+    plain = run(["--model", str(smollm2_gguf), "-f", str(problems), *FAST])
+    lines = plain.stdout.decode().split("\n")
+    assert lines[-1] == "" and len(lines) == 4  # three results, each ending in a newline
+    as_json = run(["--model", str(smollm2_gguf), "-f", str(problems), "--json", *FAST])
+    rows = records(as_json.stdout)
+    assert [r["id"] for r in rows] == ["1", "3", "4"]  # ids are line numbers
+    assert [r["answer"] or "" for r in rows] == lines[:3]  # the same seeds give the same answers
+    missing = sum(1 for r in rows if r["answer"] is None)
+    assert plain.stderr.decode().count("no final answer") == missing
+    assert plain.returncode == as_json.returncode == expected_status(rows)
+    assert ANSI_COLOUR.search(plain.stdout.decode() + plain.stderr.decode()) is None
+
+
+def test_stdin_jsonl_bad_record_errors_alone_and_batch_goes_on(smollm2_gguf):
+    data = b'{"id": "a", "problem": "What is 1+1?"}\n{not json}\n{"question": "What is 2+2?"}\n'
+    proc = run(["--model", str(smollm2_gguf), "--json", *FAST], stdin=data)
+    rows = records(proc.stdout)
+    assert [r["id"] for r in rows] == ["a", "2", "3"]
+    assert rows[1]["error"].startswith("line 2 is not valid JSON")
+    assert rows[0]["error"] is None and rows[2]["error"] is None and rows[2]["completion"]
+    assert proc.returncode == 1
+
+
+def test_blank_line_blocks_from_stdin_dash(smollm2_gguf):
+    data = b"A farmer has 3 cows\nand buys 2 more.\nHow many cows?\n\nWhat is 5-1?\n"
+    proc = run(["--model", str(smollm2_gguf), "-", "--blank-lines", "--json", *FAST], stdin=data)
+    rows = records(proc.stdout)
+    assert [r["problem"] for r in rows] == ["A farmer has 3 cows\nand buys 2 more.\nHow many cows?",
+                                            "What is 5-1?"]
+
+
+def test_show_reasoning_sends_the_text_to_stderr_only(smollm2_gguf):
+    proc = run(["--model", str(smollm2_gguf), "--show-reasoning", *FAST, "What is 3+4?"])
+    again = run(["--model", str(smollm2_gguf), "--json", *FAST, "What is 3+4?"])
+    completion = records(again.stdout)[0]["completion"]
+    assert completion[:30] in proc.stderr.decode()
+    assert completion[:30] not in proc.stdout.decode()
+
+
+def test_token_limit_is_finish_length_and_exit_3(smollm2_gguf):
+    proc = run(["--model", str(smollm2_gguf), "--json", "--max-tokens", "1", "--seed", "1",
+                "Explain in detail how to integrate x^2."])
+    row = records(proc.stdout)[0]
+    assert row["finish_reason"] == "length" and row["completion_tokens"] == 1
+    assert row["answer"] is None
+    assert proc.returncode == 3
+
+
+def test_problem_longer_than_the_context_is_a_one_line_error(smollm2_gguf):
+    long_problem = "What is " + " + ".join(["1"] * 400) + "?"
+    proc = run(["--model", str(smollm2_gguf), "--ctx", "256", *FAST, long_problem])
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "context" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a gguf at all, just text\n", "not a GGUF"),
+        (os.urandom(4096), "not a GGUF"),
+        (None, "truncated"),
+    ],
+    ids=["text-file", "random-bytes", "truncated-gguf"],
+)
+def test_bad_model_files_are_one_line_errors(tmp_path, smollm2_gguf, content, message):
+    bad = tmp_path / "bad.gguf"
+    if content is None:
+        bad.write_bytes(smollm2_gguf.read_bytes()[: 2_000_000])
+    else:
+        bad.write_bytes(content)
+    proc = run(["--model", str(bad), *FAST, "What is 1+1?"])
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert message.lower() in err.lower() and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_tiny_qwen3_runs_with_its_template_and_stop_tokens(tiny_qwen3_gguf):
+    proc = run(["--model", str(tiny_qwen3_gguf), "--json", "--samples", "3", *FAST, "x^2=4"])
+    row = records(proc.stdout)[0]
+    assert row["prompt_tokens"] > 0
+    assert [s["seed"] for s in row["samples"]] == [7, 8, 9]
+    assert all(s["finish_reason"] in ("stop", "length") for s in row["samples"])
+    assert "<|im_end|>" not in row["completion"]
+    assert sum(v["count"] for v in row["votes"]) == sum(1 for s in row["samples"] if s["answer"])
+    assert proc.returncode == expected_status([row])
+
+
+def _run_on_tty(args: list[str], env: dict | None = None, timeout: float = 300) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal, as a person at a terminal would."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mathsolve", *args], stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=follower, env={**os.environ, **(env or {})})
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_terminal_shows_reasoning_then_answer_panel_and_stats(smollm2_gguf):
+    code, screen = _run_on_tty(["--model", str(smollm2_gguf), *FAST, "What is 2+3?"],
+                               env={"COLUMNS": "100", "TERM": "xterm-256color"})
+    text = ANSI_COLOUR.sub("", screen)
+    assert "Answer" in text
+    assert re.search(r"finish: (stop|length) · \d+ prompt \+ \d+ generated tokens · [\d.]+ tokens/s", text)
+    assert "model load" in text
+    assert code in (0, 3)
+
+
+def test_no_color_on_a_terminal_means_no_colour_codes(smollm2_gguf):
+    code, screen = _run_on_tty(["--model", str(smollm2_gguf), *FAST, "What is 2+3?"],
+                               env={"NO_COLOR": "1", "TERM": "xterm-256color"})
+    assert "Answer" in screen
+    assert ANSI_COLOUR.search(screen) is None
+
+
+def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tmp_path):
+    problems = tmp_path / "p.txt"
+    problems.write_text("What is 1+1?\n" + "Write a very long essay about the number seven.\n" * 5)
+    proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
+                             "-f", str(problems), "--json", "--max-tokens", "3000",
+                             "--ctx", "4096", "--seed", "1", "--temperature", "1.0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # the first record is out: the batch is past problem 1
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert json.loads(first)["id"] == "1"
+    for line in rest.decode().splitlines():
+        json.loads(line)  # every line written is a whole record
+    assert "Traceback" not in err.decode()
+
+
+def test_offline_missing_model_fails_at_once_with_the_pull_command(tmp_path):
+    env = {"MATHSOLVE_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("MATHSOLVE_MODEL", None)
+    start = time.monotonic()
+    proc = run(["What is 1+1?"], env=env)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "mathsolve pull jaygala24/Qwen3-4B-RLOO-math-reasoning --quant q4_k_m" in err
+    assert len(err.strip().splitlines()) == 1
+    assert time.monotonic() - start < 30
