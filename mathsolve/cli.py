@@ -54,6 +54,16 @@ def cli() -> None:
 
 
 def model_options(func):  # noqa: ANN001,ANN201 - click decorator
+    func = click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+                        help="With --server: requests in flight [default: the K samples of a "
+                             "problem; eval: 8 problems].")(func)
+    func = click.option("--api-key", envvar=["MATHSOLVE_API_KEY", "OPENAI_API_KEY"],
+                        metavar="KEY", show_envvar=False,
+                        help="With --server: bearer token [env MATHSOLVE_API_KEY or "
+                             "OPENAI_API_KEY]; never printed or recorded.")(func)
+    func = click.option("--server", envvar="MATHSOLVE_SERVER", metavar="URL",
+                        help="Use an OpenAI-compatible server (vLLM, llama.cpp server) at URL "
+                             "instead of the local engine [env MATHSOLVE_SERVER].")(func)
     func = click.option("--offline", is_flag=True,
                         help="Never touch the network (also HF_HUB_OFFLINE=1).")(func)
     func = click.option("--quant", type=click.Choice(QUANT_CHOICES), default="q4_k_m",

@@ -54,6 +54,13 @@ def sampling_from(opts: dict) -> SamplingConfig:
 
 def load_model(opts: dict, note: Callable[[str], None]) -> tuple[Any, dict]:
     """Resolve --model to a GGUF (pulling it on a terminal when missing) and load it."""
+    if opts.get("server"):
+        from .server import ServerEngine
+
+        engine = ServerEngine.connect(opts["server"], api_key=opts.get("api_key"),
+                                      concurrency=opts.get("concurrency"), warn=note)
+        return engine, {"path": None, "source": engine.url, "name": engine.model_name}
+
     from . import models
     from .engine import Engine
 
