@@ -34,6 +34,21 @@ def vocab_only(realtok_gguf: Path):
     llm.close()
 
 
+@pytest.fixture(scope="module")
+def gguf_template(realtok_gguf: Path) -> str:
+    """The chat template as stored in our GGUF (read once: parsing 151936 tokens is slow)."""
+    import gguf
+
+    return gguf.GGUFReader(realtok_gguf).fields["tokenizer.chat_template"].contents()
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(tiny_qwen3_realtok_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_qwen3_realtok_dir)
+
+
 def problems(data_dir: Path) -> list[str]:
     texts = []
     for path in sorted(data_dir.glob("*.jsonl")):
@@ -59,16 +74,16 @@ def test_vocab_size_and_special_ids_are_qwen3s(vocab_only) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"enable_thinking": False}], ids=["default", "no_thinking"])
-def test_chat_template_renders_like_transformers(realtok_gguf: Path, tiny_qwen3_realtok_dir: Path, kwargs: dict) -> None:
-    import gguf
+def test_chat_template_renders_like_transformers(gguf_template: str, hf_tokenizer, qwen3_tokenizer_dir: Path,
+                                                 kwargs: dict) -> None:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-    from transformers import AutoTokenizer
 
-    template = gguf.GGUFReader(realtok_gguf).fields["tokenizer.chat_template"].contents()
+    template = gguf_template
+    assert template == (qwen3_tokenizer_dir / "chat_template.jinja").read_text(encoding="utf-8")
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is $1+1$?"}]
     ours = Jinja2ChatFormatter(template, eos_token="<|im_end|>", bos_token="", add_generation_prompt=True)(
         messages=messages, **kwargs).prompt
-    hf = AutoTokenizer.from_pretrained(tiny_qwen3_realtok_dir).apply_chat_template(
+    hf = hf_tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True, **kwargs)
     assert ours == hf
     assert ours.endswith("<|im_start|>assistant\n" + ("<think>\n\n</think>\n\n" if kwargs else ""))
