@@ -122,15 +122,15 @@ class Summary:
 
 
 def summarise(records: Iterable[dict]) -> Summary:
-    from .metrics import pass_at_k
+    from .metrics import ks_for, pass_at_k
 
     rows = [r for r in records if not r.get("error")]
     errors = sum(1 for r in records if r.get("error")) if isinstance(records, list) else 0
     if not rows:
         return Summary(0, 0, 0.0, {}, 0.0, 0.0, errors, 0.0, 0.0, {})
     n_min = min(r["n"] for r in rows)
-    ks = [k for k in (2 ** i for i in range(12)) if k <= n_min]
-    pass_at = {k: sum(pass_at_k(r["n"], r["c"], k) for r in rows) / len(rows) for k in ks}
+    pass_at = {k: sum(pass_at_k(r["n"], r["c"], k) for r in rows) / len(rows)
+               for k in ks_for(n_min)}
     per_subject: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         subject = subject_of(str(r["id"]))

@@ -1,0 +1,140 @@
+"""`eval` and `grade` end to end: the pipeline on the tiny Qwen3, resume after SIGKILL, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mathsolve.evaluate import finished_ids, summarise
+
+EVAL_ARGS = ["--samples", "2", "--max-tokens", "24", "--seed", "3", "--threads", "2"]
+
+
+def mathsolve(*args: str, stdin: bytes = b"", timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture()
+def five_problems(tmp_path: Path, shared_data_dir: Path) -> Path:
+    """Three MATH-500 rows (subjects in their ids) and two GSM8K rows, real data."""
+    math_rows = [json.loads(l) for l in (shared_data_dir / "math500_test.jsonl").open()][:3]
+    gsm_rows = [json.loads(l) for l in (shared_data_dir / "gsm8k_test.jsonl").open()][:2]
+    path = tmp_path / "five.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in math_rows + gsm_rows))
+    return path
+
+
+def test_eval_pipeline_writes_one_record_per_problem_and_a_summary(tiny_qwen3_gguf, five_problems, tmp_path):
+    out = tmp_path / "results.jsonl"
+    proc = mathsolve("eval", str(five_problems), "--out", str(out), "--model", str(tiny_qwen3_gguf),
+                     *EVAL_ARGS)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    data_ids = [json.loads(l)["id"] for l in five_problems.read_text().splitlines()]
+    assert [r["id"] for r in rows] == data_ids
+    for r in rows:
+        assert r["n"] == 2 and len(r["samples"]) == 2
+        assert r["c"] == sum(1 for s in r["samples"] if s["correct"] is True)
+        assert [s["seed"] for s in r["samples"]] == [r["sampling"]["seed"], r["sampling"]["seed"] + 1]
+    summary = proc.stdout.decode()
+    for text in ("accuracy (pass@1", "pass@2", "maj@2", "no answer", "per problem"):
+        assert text in summary
+    assert "precalculus" in summary or "algebra" in summary  # the per-subject table
+
+
+def test_eval_resume_skips_finished_problems_without_loading_the_model(tiny_qwen3_gguf, five_problems, tmp_path):
+    out = tmp_path / "results.jsonl"
+    first = mathsolve("eval", str(five_problems), "--out", str(out), "--model", str(tiny_qwen3_gguf),
+                      "--limit", "2", *EVAL_ARGS)
+    assert first.returncode == 0
+    assert len(out.read_text().splitlines()) == 2
+    # A model path that does not exist proves nothing is loaded when nothing is left to do.
+    again = mathsolve("eval", str(five_problems), "--out", str(out), "--model", "/nonexistent.gguf",
+                      "--limit", "2", *EVAL_ARGS)
+    assert again.returncode == 0, again.stderr.decode()
+    assert "resuming: 2 of 2" in again.stderr.decode()
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_eval_killed_repeatedly_resumes_to_exactly_the_same_set(tiny_qwen3_gguf, five_problems, tmp_path):
+    out = tmp_path / "results.jsonl"
+    args = [sys.executable, "-m", "mathsolve", "eval", str(five_problems), "--out", str(out),
+            "--model", str(tiny_qwen3_gguf), *EVAL_ARGS, "--max-tokens", "96"]  # ~8 s in all
+    rng = random.Random(11)
+    for _ in range(4):  # SIGKILL at random points, several times
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 5.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        with open(out, "ab") as fh:  # a kill mid-write leaves a torn line: simulate the worst
+            fh.write(b'{"id": "torn')
+    final = subprocess.run(args, capture_output=True, timeout=600)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    lines = out.read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]  # every line parses: none truncated
+    data_ids = [json.loads(l)["id"] for l in five_problems.read_text().splitlines()]
+    assert sorted(ids) == sorted(data_ids)  # no duplicates, nothing missing
+    assert finished_ids(out) == set(data_ids)
+
+
+def test_eval_rows_without_an_answer_are_rejected_up_front(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "1", "problem": "1+1", "answer": "2"}\n{"id": "2", "problem": "2+2"}\n')
+    proc = mathsolve("eval", str(data), "--out", str(tmp_path / "o.jsonl"), "--model", "/x.gguf")
+    assert proc.returncode == 1
+    assert "row 2 has no 'answer'" in proc.stderr.decode()
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_summary_matches_hand_computed_pass_at_k_and_majority():
+    # Problem a: 2 of 4 right; b: 0 of 4; c: 4 of 4. pass@2 for a = 1 - C(2,2)/C(4,2) = 5/6.
+    rows = [
+        {"id": "test/algebra/1.json", "n": 4, "c": 2, "correct": True, "no_answer": 1,
+         "completion_tokens": 100, "seconds": 1.0},
+        {"id": "test/geometry/2.json", "n": 4, "c": 0, "correct": False, "no_answer": 0,
+         "completion_tokens": 200, "seconds": 2.0},
+        {"id": "test/algebra/3.json", "n": 4, "c": 4, "correct": True, "no_answer": 0,
+         "completion_tokens": 300, "seconds": 3.0},
+    ]
+    s = summarise(rows)
+    assert s.accuracy == pytest.approx((0.5 + 0 + 1) / 3)
+    assert s.pass_at[2] == pytest.approx((5 / 6 + 0 + 1) / 3)
+    assert s.pass_at[4] == pytest.approx((1 + 0 + 1) / 3)
+    assert s.maj == pytest.approx(2 / 3)
+    assert s.no_answer == pytest.approx(1 / 12)
+    assert s.subjects == {"algebra": (2, pytest.approx(0.75)), "geometry": (1, 0.0)}
+
+
+def test_grade_writes_verdicts_and_accuracy(tmp_path):
+    rows = [
+        {"id": "a", "completion": "so the answer is \\boxed{\\frac{1}{2}}", "reference": "0.5"},
+        {"id": "b", "completion": "#### 1,000", "reference": "1000"},
+        {"id": "c", "completion": "\\boxed{-2}", "reference": "2"},
+        {"id": "d", "completion": "I do not know", "reference": "7"},
+    ]
+    src = tmp_path / "g.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    proc = mathsolve("grade", str(src))
+    out = [json.loads(l) for l in proc.stdout.decode().splitlines()]
+    assert [(o["id"], o["extracted"], o["correct"]) for o in out[:4]] == [
+        ("a", "\\frac{1}{2}", True), ("b", "1,000", True), ("c", "-2", False), ("d", None, False)]
+    assert "not valid JSON" in out[4]["error"]
+    assert "accuracy: 2/4 = 50.00%" in proc.stderr.decode()
+    assert proc.returncode == 1  # a bad row is an error; the good rows are all graded
+
+
+def test_grade_empty_file_is_a_one_line_error(tmp_path):
+    src = tmp_path / "empty.jsonl"
+    src.write_text("")
+    proc = mathsolve("grade", str(src))
+    assert proc.returncode == 1
+    assert proc.stderr.decode().strip().count("\n") == 0 and "empty" in proc.stderr.decode()
