@@ -89,7 +89,7 @@ def doctor() -> ExitStatus:
     info = checks.collect()
     for key, value in info.items():
         if isinstance(value, (list, tuple)):
-            click.echo(f"{key}:")
+            click.echo(f"{key}:" + ("" if value else " (none)"))
             for item in value:
                 click.echo(f"  {item}")
         elif key != "reinstall":

@@ -75,7 +75,8 @@ def load_model(opts: dict, note: Callable[[str], None]) -> tuple[Any, dict]:
     cfg = EngineConfig(model_path=str(resolved.path), n_ctx=opts["ctx"],
                        n_threads=opts["threads"], gpu=not opts["cpu"], verbose=opts["verbose"])
     engine = Engine.load(cfg, warn=note)
-    info = {"path": str(resolved.path), "source": resolved.source, "quant": resolved.quant}
+    quant = None if resolved.source == "file" else resolved.quant  # --quant does not apply to a path
+    info = {"path": str(resolved.path), "source": resolved.source, "quant": quant}
     return engine, info
 
 
