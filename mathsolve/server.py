@@ -1,0 +1,620 @@
+"""An OpenAI-compatible server as the engine: vLLM, llama.cpp's server, llama-cpp-python's.
+
+Same duck-typed interface as `engine.Engine` (render, generate, generate_many, load_seconds),
+so solve, voting and eval do not know which one they drive. The server applies the model's
+chat template to the training-format messages; we stream `/v1/chat/completions` (SSE).
+
+Standard library only (http.client): no new runtime dependency. Responses are untrusted:
+lines and whole completions have size limits, JSON is only ever parsed, never evaluated.
+
+A request that fails (connection error, 408/429/5xx, a stream cut short) is retried from
+scratch with capped exponential backoff and jitter, honouring Retry-After. Text of a failed
+attempt was already shown live; the retry streams the sample again after a one-line note
+(duplicated live text, never in the result: only the last attempt's text is recorded).
+The API key travels only in the Authorization header: no message, repr or result holds it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import queue
+import random
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import __version__
+from .config import SYSTEM_PROMPT, SamplingConfig
+from .engine import Completion, GenerationInterrupted, TextEvent
+from .errors import EngineError, InputError, UsageError
+from .stream import TAG, THINK_CLOSE, THINK_OPEN, ThinkSplitter
+
+MAX_COMPLETION_BYTES = 4 * 1024 * 1024  # one streamed completion, all SSE bytes
+MAX_LINE_BYTES = 1024 * 1024  # one SSE line / the /v1/models answer
+MAX_ERROR_BYTES = 64 * 1024  # the body of an error answer we read for its message
+OPTIONAL_FIELDS = ("stream_options", "chat_template_kwargs", "repeat_penalty")
+ENV_MODEL = "MATHSOLVE_SERVER_MODEL"
+
+Warn = Callable[[str], None]
+OnEvent = Callable[[TextEvent], None]
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """What render() gives generate(): the messages plus the think flag."""
+
+    messages: tuple[tuple[str, str], ...]
+    think: bool = True
+
+    def as_json(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+class _Retryable(Exception):
+    """A failure worth another try; str() is one line without secrets."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Rejected(Exception):
+    """The server refused an optional field we sent (HTTP 400/422 naming it)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+class _Cancelled(Exception):
+    """Ctrl-C or cancel(): stop this sample now."""
+
+
+def normalise_url(url: str) -> tuple[str, str, str, int, str]:
+    """(display url, scheme, host, port, path prefix); a trailing /v1 is dropped."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.username or parts.password:
+        raise UsageError("put the API key in --api-key or MATHSOLVE_API_KEY, not in the --server URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise UsageError(f"--server wants a URL such as http://127.0.0.1:8000, got {url.strip()[:200]!r}")
+    port = port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[:-3]
+    return f"{parts.scheme}://{parts.netloc}{path}", parts.scheme, parts.hostname, port, path
+
+
+class ServerEngine:
+    """Generates through an OpenAI-compatible chat completions endpoint."""
+
+    default_eval_concurrency = 8  # problems eval keeps in flight when --concurrency is not given
+    max_tries = 5
+    backoff_base = 0.5  # seconds before the first retry (then doubled, capped, jittered)
+    backoff_cap = 8.0
+    retry_after_cap = 60.0
+
+    def __init__(self, url: str, *, api_key: str | None = None, model_name: str = "",
+                 concurrency: int | None = None, warn: Warn | None = None,
+                 timeout: float = 600.0, load_seconds: float = 0.0) -> None:
+        self.url, self._scheme, self._host, self._port, self._prefix = normalise_url(url)
+        self._api_key = api_key or None
+        self.model_name = model_name
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.load_seconds = load_seconds
+        self._warn = warn or (lambda message: None)
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        self._cancel = threading.Event()
+        self._dropped: set[str] = set()  # optional fields this server refused
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ServerEngine({self.url!r}, model={self.model_name!r})"
+
+    # ---- connecting ----------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str, *, api_key: str | None = None, concurrency: int | None = None,
+                warn: Warn | None = None, timeout: float = 600.0,
+                model: str | None = None) -> "ServerEngine":
+        """Check the server once (GET /v1/models) and pick the model to ask for."""
+        start = time.perf_counter()
+        engine = cls(url, api_key=api_key, concurrency=concurrency, warn=warn,
+                     timeout=min(timeout, 30.0))
+        try:
+            status, body = engine._get("/v1/models")
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineError(f"cannot reach the server at {engine.url}: "
+                              f"{engine._describe(exc)}; is it running?") from None
+        if status in (401, 403):
+            raise EngineError(f"the server at {engine.url} refused the API key (HTTP {status}); "
+                              "check --api-key or MATHSOLVE_API_KEY")
+        if status != 200:
+            raise EngineError(f"the server at {engine.url} answered HTTP {status} to /v1/models; "
+                              "is it an OpenAI-compatible server (vLLM, llama.cpp)?")
+        try:
+            data = json.loads(body).get("data") or []
+            ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        except (ValueError, AttributeError, TypeError):
+            raise EngineError(f"the server at {engine.url} sent no model list at /v1/models; "
+                              "is it an OpenAI-compatible server?") from None
+        name = model or os.environ.get(ENV_MODEL) or (ids[0] if ids else "")
+        if not name:
+            raise EngineError(f"the server at {engine.url} lists no model; "
+                              f"name the served model in {ENV_MODEL}")
+        if ids and name not in ids and warn:
+            warn(f"the server lists {', '.join(ids[:5])[:200]}, not {name}; asking for {name} anyway")
+        engine.model_name = name
+        engine.timeout = timeout
+        engine.load_seconds = time.perf_counter() - start
+        return engine
+
+    def eval_workers(self, samples: int) -> int:
+        """How many problems eval should solve at once: enough to fill --concurrency requests
+        (each problem sends its K samples together), else default_eval_concurrency problems."""
+        if self.concurrency:
+            return max(1, math.ceil(self.concurrency / max(1, samples)))
+        return self.default_eval_concurrency
+
+    def cancel(self) -> None:
+        """Stop every request in flight (for eval's Ctrl-C handler on the main thread); each
+        generate call running in another thread then raises GenerationInterrupted."""
+        self._cancel.set()
+
+    def close(self) -> None:
+        """Nothing to free: connections live for one request."""
+
+    def __enter__(self) -> "ServerEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def render(self, problem: str, think: bool = True) -> ChatPrompt:
+        """The training format as chat messages; the server applies the model's template."""
+        if not problem.strip():
+            raise InputError("the prompt is empty; give a problem to solve")
+        return ChatPrompt((("system", SYSTEM_PROMPT), ("user", problem)), think)
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def generate(self, prompt: ChatPrompt, sampling: SamplingConfig, *,
+                 on_event: OnEvent | None = None) -> Completion:
+        return self.generate_many(prompt, [sampling], on_event=on_event)[0]
+
+    def generate_many(self, prompt: ChatPrompt, samplings: list[SamplingConfig], *,
+                      on_event: OnEvent | None = None) -> list[Completion]:
+        """K requests at once (one thread each, at most `concurrency` in flight engine-wide).
+        Events and notes are delivered on the calling thread, so renderers need no locks."""
+        if not isinstance(prompt, ChatPrompt):
+            raise EngineError("ServerEngine.generate needs the prompt from ServerEngine.render")
+        if not samplings:
+            raise EngineError("no samples requested; use --samples 1 or more")
+        for s in samplings:
+            if s.max_tokens < 1:
+                raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
+        call = _Call(len(samplings))
+        threads = [threading.Thread(target=self._worker, args=(prompt, s, i, call), daemon=True,
+                                    name=f"mathsolve-server-{i}") for i, s in enumerate(samplings)]
+        for t in threads:
+            t.start()
+        done: dict[int, Completion] = {}
+        error: EngineError | None = None
+        cancelled = False
+        try:
+            while len(done) + call.ended < len(samplings):
+                try:
+                    item = call.inbox.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                kind, payload = item
+                if kind == "event":
+                    if on_event is not None:
+                        on_event(payload)
+                elif kind == "note":
+                    self._warn(payload)
+                elif kind == "done":
+                    done[payload.sample] = payload
+                elif kind == "error":
+                    call.ended += 1
+                    if error is None:
+                        error = payload
+                        call.stop()  # the problem fails anyway: free the server
+                else:  # "cancelled"
+                    call.ended += 1
+                    cancelled = cancelled or error is None
+        except KeyboardInterrupt:
+            call.stop()
+            _join(threads)
+            raise GenerationInterrupted(self._partial(samplings, done, call)) from None
+        if error is not None:
+            raise error
+        if cancelled:
+            raise GenerationInterrupted(self._partial(samplings, done, call))
+        return [done[i] for i in range(len(samplings))]
+
+    def _partial(self, samplings: list[SamplingConfig], done: dict[int, Completion],
+                 call: "_Call") -> list[Completion]:
+        out = []
+        for i, s in enumerate(samplings):
+            if i in done:
+                out.append(done[i])
+            elif i in call.live:
+                out.append(call.live[i].completion("interrupted"))
+            else:
+                out.append(Completion(i, s.seed, "", "interrupted", 0, 0, 0.0, 0.0))
+        return out
+
+    def _worker(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
+                call: "_Call") -> None:
+        try:
+            if self._slots is not None:
+                while not self._slots.acquire(timeout=0.25):
+                    if call.stopped():
+                        raise _Cancelled()
+            try:
+                result = self._sample(prompt, sampling, sample, call)
+            finally:
+                if self._slots is not None:
+                    self._slots.release()
+            call.inbox.put(("done", result))
+        except _Cancelled:
+            call.inbox.put(("cancelled", sample))
+        except EngineError as exc:
+            call.inbox.put(("error", exc))
+        except Exception as exc:  # noqa: BLE001 - a worker must always report back
+            call.inbox.put(("error", EngineError(f"talking to the server failed: {self._describe(exc)}")))
+
+    def _sample(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
+                call: "_Call") -> Completion:
+        """One sample, retried from scratch on failures worth retrying."""
+        tries = 0
+        while True:
+            if call.stopped() or self._cancel.is_set():
+                raise _Cancelled()
+            try:
+                return self._attempt(self._body(prompt, sampling), sample, sampling.seed, call)
+            except _Rejected as rejected:
+                with self._lock:
+                    if rejected.field in self._dropped:
+                        raise EngineError(f"the server rejected the request's {rejected.field}") from None
+                    self._dropped.add(rejected.field)
+                call.note(f"the server does not take {rejected.field}; sending without it")
+            except _Retryable as exc:
+                tries += 1
+                if tries >= self.max_tries:
+                    raise EngineError(f"the server at {self.url} failed {tries} times: {exc}; "
+                                      "is it overloaded or down? rerun to retry") from None
+                delay = self._delay(tries, exc.retry_after)
+                call.note(f"sample {sample + 1}: {exc}; retrying in {delay:.1f} s "
+                          f"(try {tries + 1} of {self.max_tries})")
+                if call.wait(delay) or self._cancel.is_set():
+                    raise _Cancelled()
+
+    def _delay(self, tries: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(0.0, retry_after), self.retry_after_cap)
+        return min(self.backoff_cap, self.backoff_base * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
+
+    def _body(self, prompt: ChatPrompt, s: SamplingConfig) -> bytes:
+        """Sampling as the local engine does it: top_k, min_p (vLLM and llama.cpp take them
+        as extra fields) and repeat_penalty 1 (llama-cpp-python's server defaults to 1.1)."""
+        body: dict[str, Any] = {
+            "model": self.model_name, "messages": prompt.as_json(), "stream": True,
+            "stream_options": {"include_usage": True}, "max_tokens": s.max_tokens,
+            "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
+            "seed": s.seed, "repeat_penalty": 1.0,
+        }
+        if not prompt.think:
+            body["chat_template_kwargs"] = {"enable_thinking": False}
+        with self._lock:
+            for name in self._dropped:
+                body.pop(name, None)
+        return json.dumps(body).encode("utf-8")
+
+    # ---- HTTP ----------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _headers(self, stream: bool = False) -> dict[str, str]:
+        headers = {"User-Agent": f"mathsolve/{__version__}",
+                   "Accept": "text/event-stream" if stream else "application/json"}
+        if stream:
+            headers["Content-Type"] = "application/json"
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        conn = self._connection()
+        try:
+            conn.request("GET", self._prefix + path, headers=self._headers())
+            resp = conn.getresponse()
+            body = resp.read(MAX_LINE_BYTES + 1)
+            if len(body) > MAX_LINE_BYTES:
+                raise EngineError(f"the server at {self.url} sent over 1 MB for {path}")
+            return resp.status, body
+        finally:
+            conn.close()
+
+    def _attempt(self, body: bytes, sample: int, seed: int, call: "_Call") -> Completion:
+        start = time.perf_counter()
+        conn = self._connection()
+        call.watch(conn)
+        acc = _Accumulator(sample, seed, start, call)
+        try:
+            conn.request("POST", self._prefix + "/v1/chat/completions", body=body,
+                         headers=self._headers(stream=True))
+            resp = conn.getresponse()
+            if resp.status != 200:
+                self._http_error(resp, body)
+            call.live[sample] = acc
+            if "text/event-stream" in (resp.getheader("Content-Type") or ""):
+                _read_sse(resp, acc, call, self._cancel)
+            else:
+                acc.whole(_parse_json(_read_limited(resp, MAX_COMPLETION_BYTES)))
+        except (OSError, http.client.HTTPException) as exc:
+            if call.stopped() or self._cancel.is_set():
+                raise _Cancelled() from None
+            raise _Retryable(f"connection failed ({self._describe(exc)})") from None
+        finally:
+            call.unwatch(conn)
+            conn.close()
+        if call.stopped() or self._cancel.is_set():
+            raise _Cancelled()
+        if acc.finish is None:
+            raise _Retryable("the stream ended before a finish_reason (llama-cpp-python's "
+                             "server needs --interrupt_requests False for concurrent requests)")
+        return acc.completion()
+
+    def _http_error(self, resp: http.client.HTTPResponse, body: bytes) -> None:
+        status = resp.status
+        message = self._scrub(_error_message(resp.read(MAX_ERROR_BYTES)))
+        if status == 429 or status == 408 or status >= 500:
+            raise _Retryable(f"HTTP {status} {message}".strip(), _retry_after(resp.getheader("Retry-After")))
+        if status in (400, 422):
+            for name in OPTIONAL_FIELDS:
+                if name in message and name.encode() in body:
+                    raise _Rejected(name)
+        if status in (401, 403):
+            raise EngineError(f"the server refused the API key (HTTP {status}); "
+                              "check --api-key or MATHSOLVE_API_KEY")
+        hint = "; check the URL and the model name" if status == 404 else ""
+        raise EngineError(f"the server rejected the request (HTTP {status}): {message or 'no reason given'}{hint}")
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(exc, socket.gaierror):
+            return f"unknown host {self._host}"
+        return self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+    def _scrub(self, text: str) -> str:
+        text = " ".join(text.split())[:300]
+        return text.replace(self._api_key, "[key]") if self._api_key else text
+
+
+class _Call:
+    """State shared by the threads of one generate_many call."""
+
+    def __init__(self, k: int) -> None:
+        self.inbox: queue.Queue = queue.Queue()
+        self.live: dict[int, _Accumulator] = {}
+        self.ended = 0
+        self._stop = threading.Event()
+        self._conns: set[http.client.HTTPConnection] = set()
+        self._lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        self.inbox.put(("note", message))
+
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._stop.wait(seconds)
+
+    def watch(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._conns.add(conn)
+
+    def unwatch(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+
+    def stop(self) -> None:
+        """Wake every worker: blocked reads end when their sockets are shut down."""
+        self._stop.set()
+        with self._lock:
+            for conn in list(self._conns):
+                if conn.sock is not None:
+                    try:
+                        conn.sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+class _Accumulator:
+    """One attempt's text, events, finish reason and token counts."""
+
+    def __init__(self, sample: int, seed: int, start: float, call: _Call) -> None:
+        self.sample, self.seed, self.start, self.call = sample, seed, start, call
+        self.splitter = ThinkSplitter()
+        self.parts: list[str] = []
+        self.in_reasoning = False  # inside a reasoning_content run (vLLM reasoning parser)
+        self.chunks = 0
+        self.bytes = 0
+        self.first: float | None = None
+        self.finish: str | None = None
+        self.usage: dict = {}
+
+    def _emit(self, kind: str, text: str) -> None:
+        self.call.inbox.put(("event", TextEvent(self.sample, text, kind)))
+
+    def delta(self, delta: dict) -> None:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        content = delta.get("content")
+        if isinstance(reasoning, str) and reasoning:
+            self._mark()
+            if not self.in_reasoning:
+                self.in_reasoning = True
+                self.parts.append(THINK_OPEN)
+                self._emit(TAG, THINK_OPEN)
+            self.parts.append(reasoning)
+            self._emit("reasoning", reasoning)
+        if isinstance(content, str) and content:
+            self._mark()
+            self._close_reasoning()
+            self.parts.append(content)
+            for kind, text in self.splitter.feed(content):
+                self._emit(kind, text)
+
+    def _mark(self) -> None:
+        self.chunks += 1
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    def _close_reasoning(self) -> None:
+        if self.in_reasoning:
+            self.in_reasoning = False
+            self.parts.append(THINK_CLOSE)
+            self._emit(TAG, THINK_CLOSE)
+
+    def chunk(self, obj: Any) -> None:
+        if not isinstance(obj, dict):
+            raise EngineError("the server sent a stream chunk that is not a JSON object")
+        if obj.get("error"):
+            raise _Retryable(f"the server reported an error mid-stream: {_error_message(json.dumps(obj).encode())}")
+        for choice in obj.get("choices") or []:
+            if isinstance(choice, dict):
+                if isinstance(choice.get("delta"), dict):
+                    self.delta(choice["delta"])
+                if choice.get("finish_reason"):
+                    self.finish = str(choice["finish_reason"])
+        if isinstance(obj.get("usage"), dict):
+            self.usage = obj["usage"]
+
+    def whole(self, obj: Any) -> None:
+        """A server that ignored stream: true and sent one JSON answer."""
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        if not choices or not isinstance(choices[0], dict):
+            raise EngineError("the server's answer has no choices; is it OpenAI-compatible?")
+        message = choices[0].get("message") or {}
+        if isinstance(message, dict):
+            self.delta(message)
+        self.finish = str(choices[0].get("finish_reason") or "stop")
+        if isinstance(obj.get("usage"), dict):
+            self.usage = obj["usage"]
+
+    def completion(self, reason: str | None = None) -> Completion:
+        """reason overrides the server's (interrupted); length stays an open think block."""
+        finish = reason or ("length" if self.finish == "length" else "stop")
+        if finish == "stop":
+            self._close_reasoning()
+        for kind, text in self.splitter.flush():
+            self._emit(kind, text)
+        now = time.perf_counter()
+        return Completion(self.sample, self.seed, "".join(self.parts), finish,
+                          _int(self.usage.get("prompt_tokens")),
+                          _int(self.usage.get("completion_tokens"), self.chunks),
+                          now - self.start, (self.first or now) - self.start)
+
+
+def _read_sse(resp: http.client.HTTPResponse, acc: _Accumulator, call: _Call,
+              cancel: threading.Event) -> None:
+    """Server-sent events: `data:` lines up to a blank line form one event; `[DONE]` ends."""
+    data: list[bytes] = []
+    while True:
+        if call.stopped() or cancel.is_set():
+            raise _Cancelled()
+        line = resp.readline(MAX_LINE_BYTES + 1)
+        acc.bytes += len(line)
+        if acc.bytes > MAX_COMPLETION_BYTES or len(line) > MAX_LINE_BYTES:
+            raise EngineError("the server sent over 4 MB for one completion; lower --max-tokens")
+        if not line or line in (b"\n", b"\r\n"):
+            if data:
+                payload = b"\n".join(data).strip()
+                data = []
+                if payload == b"[DONE]":
+                    return
+                acc.chunk(_parse_json(payload))
+            if not line:
+                return
+            continue
+        if line.startswith(b"data:"):
+            data.append(line[5:].rstrip(b"\r\n").removeprefix(b" "))
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise EngineError("the server sent data that is not JSON; is it OpenAI-compatible?") from None
+
+
+def _read_limited(resp: http.client.HTTPResponse, limit: int) -> bytes:
+    body = resp.read(limit + 1)
+    if len(body) > limit:
+        raise EngineError("the server sent over 4 MB for one completion; lower --max-tokens")
+    return body
+
+
+def _error_message(raw: bytes) -> str:
+    """The message of an error body ({"error": {"message"}}, {"detail"}, or text), one line."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:200]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj.get("detail", obj.get("message")))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        if err is not None:
+            text = err if isinstance(err, str) else json.dumps(err)
+    return " ".join(str(text).split())[:200]
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and value >= 0 else default
+
+
+def _join(threads: list[threading.Thread], seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
