@@ -317,14 +317,22 @@ class Engine:
         group = self._group_size(len(samplings), need)
         in_think = think_open_at_end(prompt)
         done: list[Completion] = []
-        for first in range(0, len(samplings), group):
-            part = samplings[first:first + group]
+        first = 0
+        while first < len(samplings):
             try:
-                done += self._run_group(tokens, part, first, need, in_think, on_event)
+                group = self._ensure_context(min(group, len(samplings) - first), need)
+                part = samplings[first:first + group]
+                done += self._run_group(tokens, part, first, in_think, on_event)
             except GenerationInterrupted as stop:
-                rest = [_unstarted(i, s, len(tokens)) for i, s in
-                        enumerate(samplings[first + len(part):], first + len(part))]
+                rest = [_unstarted(i, s, len(tokens))
+                        for i, s in enumerate(samplings[first + len(stop.completions):],
+                                              first + len(stop.completions))]
                 raise GenerationInterrupted(done + stop.completions + rest) from None
+            except KeyboardInterrupt:  # while creating the context
+                rest = [_unstarted(i, s, len(tokens))
+                        for i, s in enumerate(samplings[first:], first)]
+                raise GenerationInterrupted(done + rest) from None
+            first += group
         return done
 
     # ---- KV sizing ---------------------------------------------------------------------------
@@ -425,17 +433,12 @@ class Engine:
     # ---- the decoding steps ------------------------------------------------------------------
 
     def _run_group(self, tokens: list[int], samplings: list[SamplingConfig], first: int,
-                   need: int, in_think: bool, on_event: OnEvent | None) -> list[Completion]:
+                   in_think: bool, on_event: OnEvent | None) -> list[Completion]:
         import llama_cpp
 
         start = time.perf_counter()
         seqs: list[_Sequence] = []
         try:
-            k = self._ensure_context(len(samplings), need)
-            if k < len(samplings):  # context creation had to shrink: run the rest separately
-                head = self._run_group(tokens, samplings[:k], first, need, in_think, on_event)
-                return head + self._run_group(tokens, samplings[k:], first + k, need, in_think,
-                                              on_event)
             limit = min(self._cfg.n_ctx, self._ctx_seq_cells)
             mem = llama_cpp.llama_get_memory(self._ctx)
             prefill_start = time.perf_counter()
@@ -481,6 +484,13 @@ class Engine:
         self._prefix = []
         self._last_prefill = len(tokens) - common
         row = 0
+        with _InterruptibleDecode(self._ctx):
+            row = self._prefill_chunks(tokens, common)
+        self._prefix = list(tokens)
+        return row
+
+    def _prefill_chunks(self, tokens: list[int], common: int) -> int:
+        row = 0
         for at in range(common, len(tokens), PROMPT_CHUNK):
             chunk = tokens[at:at + PROMPT_CHUNK]
             b = self._batch
@@ -494,7 +504,6 @@ class Engine:
             b.n_tokens = len(chunk)
             self._decode()
             row = len(chunk) - 1
-        self._prefix = list(tokens)
         return row
 
     def _fork(self, mem, k: int) -> None:
@@ -522,6 +531,9 @@ class Engine:
         import llama_cpp
 
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
+        if rc == 2:  # aborted by _InterruptibleDecode: Ctrl-C during a long prompt
+            self._prefix = []
+            raise KeyboardInterrupt
         if rc != 0:
             self._prefix = []
             raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
@@ -549,6 +561,51 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(mem, 0, n_prompt, -1)
         else:
             llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
+
+
+class _InterruptibleDecode:
+    """Ctrl-C inside a long llama_decode (a prompt chunk can take seconds on a CPU).
+
+    Python runs signal handlers only between bytecodes of the main thread, which is inside
+    llama_decode. ggml calls the abort callback from that same thread between graph nodes;
+    running the callback's bytecode lets our SIGINT handler set the flag, and the callback
+    returning True makes llama_decode return 2. Only for prefill: per-node Python calls would
+    cost a little on every decode step, which is short anyway. Main thread only."""
+
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+        self._hit = False
+        self._old = None
+        self._callback = None
+
+    def __enter__(self) -> "_InterruptibleDecode":
+        import signal
+        import threading
+
+        import llama_cpp
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
+        llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        self._hit = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        import llama_cpp
+
+        if self._callback is None:
+            return
+        llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
+        signal.signal(signal.SIGINT, self._old)
+        self._callback = None
+        if self._hit and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 class _Sequence:

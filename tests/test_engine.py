@@ -289,3 +289,23 @@ def test_utf8_stream_drops_a_character_cut_off_at_the_end_and_replaces_invalid_b
     assert stream.feed("ok😀".encode()[:-1]) == "ok"
     assert stream.flush() == ""
     assert Utf8Stream().feed(b"a\xffb") == "a\ufffdb"
+
+
+def test_ctrl_c_during_a_long_prompt_stops_the_prefill(smollm2_gguf):
+    import signal
+    import threading
+    import time
+
+    with Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=2048, gpu=False)) as engine:
+        prompt = engine.render("two plus two " * 600)
+        timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+        start = time.perf_counter()
+        timer.start()
+        with pytest.raises(GenerationInterrupted) as info:
+            engine.generate(prompt, SamplingConfig(temperature=0, max_tokens=500))
+        timer.join()
+        assert info.value.completions[0].finish_reason == "interrupted"
+        assert time.perf_counter() - start < 30
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+        c = engine.generate(engine.render("1+1"), SamplingConfig(temperature=0, max_tokens=3))
+        assert c.completion_tokens == 3
