@@ -320,7 +320,8 @@ class Engine:
         first = 0
         while first < len(samplings):
             try:
-                group = self._ensure_context(min(group, len(samplings) - first), need)
+                with _InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
+                    group = self._ensure_context(min(group, len(samplings) - first), need)
                 part = samplings[first:first + group]
                 done += self._run_group(tokens, part, first, in_think, on_event)
             except GenerationInterrupted as stop:
@@ -570,7 +571,9 @@ class _InterruptibleDecode:
     llama_decode. ggml calls the abort callback from that same thread between graph nodes;
     running the callback's bytecode lets our SIGINT handler set the flag, and the callback
     returning True makes llama_decode return 2. Only for prefill: per-node Python calls would
-    cost a little on every decode step, which is short anyway. Main thread only."""
+    cost a little on every decode step, which is short anyway. Main thread only.
+    With ctx None it only defers Ctrl-C: while llama.cpp calls our (Python) log callback, the
+    default handler's KeyboardInterrupt would be swallowed inside the ctypes callback."""
 
     def __init__(self, ctx) -> None:
         self._ctx = ctx
@@ -588,7 +591,8 @@ class _InterruptibleDecode:
             return self
         self._old = signal.signal(signal.SIGINT, self._on_sigint)
         self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
-        llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
         return self
 
     def _on_sigint(self, signum, frame) -> None:
@@ -601,7 +605,8 @@ class _InterruptibleDecode:
 
         if self._callback is None:
             return
-        llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
         signal.signal(signal.SIGINT, self._old)
         self._callback = None
         if self._hit and exc[0] is None:
@@ -705,7 +710,8 @@ def _load_model(path: Path, *, gpu: bool):
 
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = -1 if gpu else 0
-    return llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+    with _InterruptibleDecode(None):  # Ctrl-C during loading is raised when it ends
+        return llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
 
 
 def _unstarted(sample: int, s: SamplingConfig, n_prompt: int) -> Completion:
