@@ -81,13 +81,13 @@ def main() -> None:
     ap.add_argument("--problems", type=int)
     ap.add_argument("--max-tokens", type=int)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="SmolLM2-135M, 12 problems, 32 tokens")
+    ap.add_argument("--quick", action="store_true", help="SmolLM2-135M, 8 problems, 24 tokens")
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} is missing (../shared/data holds the eval data)")
     model = args.model or default_model(args.quick)
-    n = args.problems or (12 if args.quick else 50)
-    max_tokens = args.max_tokens or (32 if args.quick else 64)
+    n = args.problems or (8 if args.quick else 50)
+    max_tokens = args.max_tokens or (24 if args.quick else 64)
     common = ["--max-tokens", str(max_tokens), "--seed", "1", "--ctx", "1024"]
 
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:

@@ -282,17 +282,21 @@ class ServerEngine:
                 call: "_Call") -> Completion:
         """One sample, retried from scratch on failures worth retrying."""
         tries = 0
+        refused: set[str] = set()
         while True:
             if call.stopped() or self._cancel.is_set():
                 raise _Cancelled()
             try:
                 return self._attempt(self._body(prompt, sampling), sample, sampling.seed, call)
             except _Rejected as rejected:
+                if rejected.field in refused:
+                    raise EngineError(f"the server rejected the request's {rejected.field}") from None
+                refused.add(rejected.field)
                 with self._lock:
-                    if rejected.field in self._dropped:
-                        raise EngineError(f"the server rejected the request's {rejected.field}") from None
+                    first = rejected.field not in self._dropped
                     self._dropped.add(rejected.field)
-                call.note(f"the server does not take {rejected.field}; sending without it")
+                if first:
+                    call.note(f"the server does not take {rejected.field}; sending without it")
             except _Retryable as exc:
                 tries += 1
                 if tries >= self.max_tries:

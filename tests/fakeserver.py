@@ -20,11 +20,15 @@ MAX_REQUESTS = 400  # a runaway client gets 503 forever after this, never an end
 class FakeServer:
     """mode: "ok", "flaky" (odd-numbered POSTs fail), "fail-marked" (a problem containing
     FAIL always gets 503), "reasoning" (reasoning_content deltas), "huge" (5 MB of text),
-    "slow" (a chunk every 50 ms)."""
+    "slow" (a chunk every 50 ms), "strict" (HTTP 400 for a request with stream_options).
+    pace: seconds between chunks, so concurrent streams overlap and max_in_flight shows it."""
 
-    def __init__(self, mode: str = "ok", *, usage: bool = True) -> None:
+    def __init__(self, mode: str = "ok", *, usage: bool = True, pace: float = 0.0) -> None:
         self.mode = mode
         self.usage = usage
+        self.pace = 0.05 if mode == "slow" else pace
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[dict] = []  # {"path", "headers", "body"}
         self.failures: list[str] = []
         self._lock = threading.Lock()
@@ -61,6 +65,8 @@ class FakeServer:
             kind = FAILURES[(n // 2) % len(FAILURES)]
         elif self.mode == "fail-marked" and "FAIL" in json.dumps(body.get("messages")):
             kind = "503"
+        elif self.mode == "strict" and "stream_options" in body:
+            kind = "400"
         else:
             return "ok"
         with self._lock:
@@ -106,8 +112,18 @@ class FakeServer:
                     self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": "0"})
                 elif plan == "503":
                     self._json(503, {"error": {"message": "overloaded"}}, {"Retry-After": "0"})
+                elif plan == "400":
+                    self._json(400, {"error": {"message": "Unrecognized request argument "
+                                                          "supplied: stream_options"}})
                 else:
-                    self._stream(body, cut=plan == "cut")
+                    with fake._lock:
+                        fake.in_flight += 1
+                        fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    try:
+                        self._stream(body, cut=plan == "cut")
+                    finally:
+                        with fake._lock:
+                            fake.in_flight -= 1
 
             def _stream(self, body: dict, cut: bool) -> None:
                 self.send_response(200)
@@ -119,8 +135,8 @@ class FakeServer:
                     pieces = pieces[: len(pieces) // 2]
                 for n, delta in enumerate(pieces):
                     self._event({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-                    if fake.mode == "slow":
-                        time.sleep(0.05)
+                    if fake.pace:
+                        time.sleep(fake.pace)
                 if cut:
                     self.close_connection = True
                     return  # no finish_reason, no [DONE]: the connection just ends

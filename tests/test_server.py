@@ -222,6 +222,32 @@ def test_request_carries_sampling_key_and_no_think_flag():
     assert_no_secret(proc)
 
 
+def test_a_server_that_refuses_stream_options_gets_the_request_again_without_them():
+    with FakeServer("strict") as fake:
+        proc = mathsolve("--server", fake.url, "--json", *FAST, "--samples", "2", "What is 2+2?",
+                         timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert records(proc)[0]["answer"] == "4"
+    sent = [p["body"] for p in fake.posts()]
+    assert sum(1 for b in sent if "stream_options" in b) in (1, 2)  # both samples may race
+    assert sum(1 for b in sent if "stream_options" not in b) == 2
+    assert "does not take stream_options" in proc.stderr.decode()
+
+
+CONCURRENCY = {"default-all-samples": ([], 3), "capped-at-1": (["--concurrency", "1"], 1),
+               "capped-at-2": (["--concurrency", "2"], 2)}
+
+
+@pytest.mark.parametrize("extra,expected", CONCURRENCY.values(), ids=CONCURRENCY.keys())
+def test_samples_are_sent_at_once_up_to_the_concurrency_limit(extra, expected):
+    with FakeServer("ok", pace=0.02) as fake:
+        proc = mathsolve("--server", fake.url, "--json", *FAST, "--samples", "3", *extra,
+                         "What is 2+2?", timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert records(proc)[0]["support"] == "3/3 samples"
+    assert fake.max_in_flight == expected
+
+
 def test_reasoning_content_deltas_become_a_think_block_and_reasoning_events():
     with FakeServer("reasoning") as fake:
         proc = mathsolve("--server", fake.url, "--show-reasoning", *FAST, "What is 2+2?", timeout=60)
