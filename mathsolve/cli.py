@@ -99,6 +99,9 @@ _SAMPLING_OPTIONS = [
                  help="Context length per sample (prompt + generation); 8192 = training length."),
     click.option("-k", "--samples", type=click.IntRange(1, 64), default=1, show_default=True,
                  help="Draw K samples per problem and vote on the answer."),
+    click.option("--stop-when-decided", is_flag=True,
+                 help="With --samples: stop the remaining samples once the leading answer "
+                      "has more votes than the runner-up could still reach."),
     click.option("--no-think", is_flag=True, help="Render the prompt with enable_thinking=False."),
     click.option("--threads", type=click.IntRange(1), default=None,
                  help="CPU threads [default: physical cores]."),

@@ -59,7 +59,8 @@ def _run_eval(opts: dict) -> ExitStatus:
     if len(todo) < total:
         _note(f"resuming: {total - len(todo)} of {total} problems already in {out_path}")
     sampling = sampling_from(opts)
-    options = SolveOptions(samples=opts["samples"], think=not opts["no_think"], check=False)
+    options = SolveOptions(samples=opts["samples"], think=not opts["no_think"],
+                           stop_when_decided=opts["stop_when_decided"], check=False)
     out = evaluate.ResultsFile(out_path)
     try:
         if todo:

@@ -37,6 +37,7 @@ KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
 
 Warn = Callable[[str], None]
 OnEvent = Callable[["TextEvent"], None]
+StopWhen = Callable[[list["Completion"]], bool]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Completion:
     sample: int
     seed: int
     text: str
-    finish_reason: str  # "stop" | "length" | "interrupted"
+    finish_reason: str  # "stop" | "length" | "interrupted" | "cancelled" (vote decided)
     prompt_tokens: int
     completion_tokens: int
     seconds: float
@@ -298,8 +299,13 @@ class Engine:
         return self.generate_many(prompt, [sampling], on_event=on_event)[0]
 
     def generate_many(self, prompt: str, samplings: list[SamplingConfig], *,
-                      on_event: OnEvent | None = None) -> list[Completion]:
-        """K samples of one prompt, decoded together; sample i follows samplings[i]."""
+                      on_event: OnEvent | None = None,
+                      stop_when: StopWhen | None = None) -> list[Completion]:
+        """K samples of one prompt, decoded together; sample i follows samplings[i].
+
+        `stop_when(finished)` is asked each time samples finish; when it says True the
+        samples still running end with finish_reason "cancelled" (early stop of a vote).
+        """
         if not samplings:
             raise EngineError("no samples requested; use --samples 1 or more")
         for s in samplings:
@@ -323,7 +329,12 @@ class Engine:
                 with _InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
                     group = self._ensure_context(min(group, len(samplings) - first), need)
                 part = samplings[first:first + group]
-                done += self._run_group(tokens, part, first, in_think, on_event)
+                ask = None if stop_when is None else (lambda fin, done=done: stop_when(done + fin))
+                done += self._run_group(tokens, part, first, in_think, on_event, ask)
+                if stop_when is not None and first + group < len(samplings) and stop_when(done):
+                    done += [_unstarted(i, s, len(tokens), "cancelled")
+                             for i, s in enumerate(samplings[first + group:], first + group)]
+                    break
             except GenerationInterrupted as stop:
                 rest = [_unstarted(i, s, len(tokens))
                         for i, s in enumerate(samplings[first + len(stop.completions):],
@@ -434,7 +445,8 @@ class Engine:
     # ---- the decoding steps ------------------------------------------------------------------
 
     def _run_group(self, tokens: list[int], samplings: list[SamplingConfig], first: int,
-                   in_think: bool, on_event: OnEvent | None) -> list[Completion]:
+                   in_think: bool, on_event: OnEvent | None,
+                   stop_when: StopWhen | None = None) -> list[Completion]:
         import llama_cpp
 
         start = time.perf_counter()
@@ -459,6 +471,12 @@ class Engine:
                 for row, seq in enumerate(live):
                     seq.accept(seq.sample_from(self._ctx, row), start)
                 ended = [seq for seq in live if seq.finish is not None]
+                if ended and stop_when is not None and stop_when(
+                        [seq.completion(start) for seq in seqs if seq.finish is not None]):
+                    for seq in live:
+                        if seq.finish is None:
+                            seq._end("cancelled", start)
+                    ended = live
                 if ended:
                     self._release(mem, ended, len(tokens))
                     live = [seq for seq in live if seq.finish is None]
@@ -714,8 +732,9 @@ def _load_model(path: Path, *, gpu: bool):
         return llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
 
 
-def _unstarted(sample: int, s: SamplingConfig, n_prompt: int) -> Completion:
-    return Completion(sample, s.seed, "", "interrupted", n_prompt, 0, 0.0, 0.0)
+def _unstarted(sample: int, s: SamplingConfig, n_prompt: int,
+               reason: str = "interrupted") -> Completion:
+    return Completion(sample, s.seed, "", reason, n_prompt, 0, 0.0, 0.0)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -72,6 +72,9 @@ def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
         "sample": 0, "seed": result.sampling.get("seed"), "answer": result.answer,
         "fallback": result.fallback, "completion_tokens": result.completion_tokens,
         "finish_reason": result.finish_reason}]
+    # Samples cancelled by --stop-when-decided were never drawn to the end: they count for
+    # neither pass@k nor the no-answer share (the vote they could not change stands).
+    drawn = [s for s in samples if s["finish_reason"] != "cancelled"]
     verdicts: dict[str, bool | None] = {}
     for s in samples:
         ans = s["answer"]
@@ -86,8 +89,8 @@ def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
         "id": result.id, "problem": result.problem, "reference": result.reference,
         "answer": majority,
         "correct": (verdicts.get(majority) is True) if majority is not None else False,
-        "n": len(samples), "c": sum(1 for s in samples if s["correct"] is True),
-        "no_answer": sum(1 for s in samples if s["answer"] is None),
+        "n": len(drawn), "c": sum(1 for s in drawn if s["correct"] is True),
+        "no_answer": sum(1 for s in drawn if s["answer"] is None),
         "samples": samples, "votes": result.votes,
         "completion_tokens": result.completion_tokens, "prompt_tokens": result.prompt_tokens,
         "seconds": result.seconds, "sampling": result.sampling, "model": result.model,

@@ -95,6 +95,7 @@ def run_solve(opts: dict) -> ExitStatus:
     problems = gather_problems(opts)
     sampling = sampling_from(opts)
     options = SolveOptions(samples=opts["samples"], think=not opts["no_think"],
+                           stop_when_decided=opts["stop_when_decided"],
                            check=not opts["no_check"])
     renderer = make_renderer(opts)
     engine, model = load_model(opts, renderer.note)

@@ -86,6 +86,9 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
     configs = [sampling.with_seed(s) for s in seeds]
     if options.samples == 1:
         completions = [engine.generate(prompt, configs[0], on_event=on_event)]
+    elif options.stop_when_decided:
+        completions = engine.generate_many(prompt, configs, on_event=on_event,
+                                           stop_when=lambda done: decided(done, len(configs)))
     else:
         completions = engine.generate_many(prompt, configs, on_event=on_event)
     extractions = [answers.extract(c.text, complete=c.finish_reason == "stop") for c in completions]
@@ -122,6 +125,22 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
         result.correct = equivalent(problem.reference, result.answer, timeout=options.check_timeout)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
+
+
+def decided(finished: list, total: int, timeout: float = 2.0) -> bool:
+    """Early-stop rule of --stop-when-decided: stop once the leading answer among the finished
+    samples has more votes than the runner-up could reach if every unfinished sample joined
+    it (leader > runner-up + unfinished). The result is then the same as running all K."""
+    from . import answer as answers
+
+    votes = answers.vote([answers.extract(c.text, complete=c.finish_reason == "stop").answer
+                          for c in finished if c.finish_reason in ("stop", "length")],
+                         timeout=timeout)
+    if not votes.groups:
+        return False
+    runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0
+    unfinished = total - sum(1 for c in finished if c.finish_reason in ("stop", "length"))
+    return votes.groups[0].count > runner_up + unfinished
 
 
 def _representative(completions: list, extractions: list, winners: tuple) -> Any:

@@ -1,0 +1,56 @@
+"""--stop-when-decided: the rule, and the engine ending the remaining samples on request."""
+
+from __future__ import annotations
+
+import pytest
+
+from mathsolve.config import EngineConfig, SamplingConfig
+from mathsolve.engine import Completion, Engine
+from mathsolve.solve import decided
+
+
+def done(*answers: str | None, reason: str = "stop") -> list[Completion]:
+    return [Completion(i, i, f"so \\boxed{{{a}}}" if a is not None else "no idea", reason, 10, 5,
+                       0.1, 0.01) for i, a in enumerate(answers)]
+
+
+@pytest.mark.parametrize(
+    ("answers", "total", "expected"),
+    [
+        (("4", "4", "4", "4", "4"), 8, True),  # 5 > 0 + 3
+        (("4", "4", "4", "4"), 8, False),  # 4 > 0 + 4 is false: four more could tie
+        (("4", "4", "4", "4", "5"), 8, False),  # 4 > 1 + 3 is false
+        (("4", "4", "4", "4", "5", "\\frac{8}{2}"), 8, True),  # 5 (4 = 8/2) > 1 + 2
+        ((None, None, None), 4, False),  # no answer never decides
+        (("2",), 1, True),
+    ],
+    ids=["majority-out-of-reach", "could-still-tie", "runner-up-plus-unfinished",
+         "equivalent-answers-count-together", "no-answers", "single-sample"],
+)
+def test_decided_rule(answers, total, expected):
+    assert decided(done(*answers), total) is expected
+
+
+def test_engine_cancels_the_remaining_samples_when_told(smollm2_gguf):
+    engine = Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=512, n_threads=2))
+    # Sample 0 ends after 4 tokens; the others could run to 200 but are cancelled then.
+    samplings = [SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, seed=5, max_tokens=4)]
+    samplings += [SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, seed=5 + i, max_tokens=200)
+                  for i in range(1, 4)]
+    asked: list[int] = []
+
+    def stop_after_first(finished: list[Completion]) -> bool:
+        asked.append(len(finished))
+        return len(finished) >= 1
+
+    out = engine.generate_many(engine.render("Tell me a long story."), samplings,
+                               stop_when=stop_after_first)
+    reasons = [c.finish_reason for c in out]
+    assert asked and asked[0] >= 1
+    assert reasons[0] in ("stop", "length")
+    for c in out[1:]:  # cancelled right after sample 0 ended (or ended by itself before that)
+        assert c.finish_reason == "cancelled" or c.completion_tokens <= 4
+        assert c.completion_tokens <= 5
+    assert [c.sample for c in out] == [0, 1, 2, 3]
+    assert all(n == 0 for n in engine.kv_sequence_lengths()[1:])  # cancelled samples freed KV
+    engine.close()
