@@ -113,7 +113,9 @@ def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, tot
             acc = stats["c"] / stats["n"] if stats["n"] else 0.0
             bar.update(task, advance=1, description=f"eval · accuracy {acc:.1%}")
 
-        evaluate.run_eval(todo, out, one, progress)
+        workers = engine.eval_workers(options.samples) if hasattr(engine, "eval_workers") else 1
+        evaluate.run_eval(todo, out, one, progress, workers=min(workers, len(todo)),
+                          cancel=getattr(engine, "cancel", None))
 
 
 @click.command()

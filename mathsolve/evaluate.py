@@ -179,13 +179,46 @@ def pending(problems: list[Problem], done: set[str], limit: int | None) -> list[
 
 
 def run_eval(problems: list[Problem], out: ResultsFile, solve_one: Callable[[Problem], dict],
-             progress: Callable[[dict], None] | None = None) -> None:
-    """Solve and append each pending problem; a Ctrl-C keeps every line already written."""
-    for problem in problems:
-        record = solve_one(problem)
-        out.append(record)
-        if progress:
-            progress(record)
+             progress: Callable[[dict], None] | None = None, *, workers: int = 1,
+             cancel: Callable[[], None] | None = None) -> None:
+    """Solve and append each pending problem; a Ctrl-C keeps every line already written.
+
+    With workers > 1 (a server backend) several problems are in flight at once; records are
+    appended from this thread only, in the order they finish (resume does not need order).
+    """
+    if workers <= 1:
+        for problem in problems:
+            _append(out, solve_one(problem), progress)
+        return
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    queue = iter(problems)
+    running = set()
+    try:
+        for problem in queue:
+            running.add(pool.submit(solve_one, problem))
+            if len(running) >= workers:
+                break
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                _append(out, future.result(), progress)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    running.add(pool.submit(solve_one, nxt))
+    except BaseException:
+        if cancel is not None:
+            cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _append(out: ResultsFile, record: dict, progress: Callable[[dict], None] | None) -> None:
+    out.append(record)
+    if progress:
+        progress(record)
 
 
 # ---------------------------------------------------------------- grade

@@ -58,7 +58,8 @@ def load_model(opts: dict, note: Callable[[str], None]) -> tuple[Any, dict]:
         from .server import ServerEngine
 
         engine = ServerEngine.connect(opts["server"], api_key=opts.get("api_key"),
-                                      concurrency=opts.get("concurrency"), warn=note)
+                                      concurrency=opts.get("concurrency"), warn=note,
+                                      model=opts.get("model"))
         return engine, {"path": None, "source": engine.url, "name": engine.model_name}
 
     from . import models

@@ -326,3 +326,23 @@ def test_render_rejects_an_empty_problem_and_generate_rejects_a_text_prompt():
         engine.render("   ")
     with pytest.raises(EngineError):
         engine.generate("<|im_start|>user\nhi", SamplingConfig())
+
+
+EVAL_CONCURRENCY = {"one-at-a-time": (["--concurrency", "1"], 1),
+                    "four-problems-at-once": (["--concurrency", "4"], 4)}
+
+
+@pytest.mark.parametrize("extra,expected", EVAL_CONCURRENCY.values(), ids=EVAL_CONCURRENCY.keys())
+def test_eval_keeps_several_problems_in_flight_on_a_server(tmp_path, extra, expected):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"p{i}", "problem": "What is 2+2?", "answer": "4"}) + "\n"
+                            for i in range(8)))
+    out = tmp_path / "out.jsonl"
+    with FakeServer("ok", pace=0.02) as fake:
+        proc = mathsolve("eval", str(data), "--out", str(out), "--server", fake.url, *FAST,
+                         *extra, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    ids = sorted(json.loads(line)["id"] for line in out.read_text().splitlines())
+    assert ids == sorted(f"p{i}" for i in range(8))
+    assert fake.max_in_flight == expected
+    assert "accuracy (pass@1, mean over samples): 100.00%" in proc.stdout.decode()
