@@ -182,7 +182,10 @@ def _load_cached(mdir: Path, repo: str, quant: str, verify: bool) -> ResolvedMod
             f"{gguf} is {size} bytes but its manifest says {manifest['size']} (truncated?); {fix}"
         )
     _check_magic(gguf, fix)
-    if verify and sha256_file(gguf) != manifest["sha256"]:
+    # The manifest is written after the GGUF is in place: a GGUF modified since then is
+    # hashed even without verify=True (hashing every load would cost seconds per run).
+    changed = gguf.stat().st_mtime > mpath.stat().st_mtime
+    if (verify or changed) and sha256_file(gguf) != manifest["sha256"]:
         raise ModelError(f"{gguf} does not match the sha256 in its manifest; {fix}")
     return ResolvedModel(gguf, manifest["repo"], mdir.name, quant, manifest)
 

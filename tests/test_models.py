@@ -348,9 +348,16 @@ def test_damaged_cache_is_detected_with_the_force_fix(cached, damage, verify):
         assert models.list_models()[0].status != "ok"
 
 
-def test_sha256_is_checked_only_when_asked(cached):
-    _flip_byte(cached / "q8_0.gguf")
-    assert models.resolve(REPO_ID, "q8_0").path.exists()  # cheap checks pass: same size, magic
+def test_sha256_is_checked_when_the_gguf_changed_after_its_manifest_or_when_asked(cached):
+    gguf, manifest = cached / "q8_0.gguf", cached / "q8_0.manifest.json"
+    _flip_byte(gguf)  # written now: newer than the manifest, so it is hashed on every resolve
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        models.resolve(REPO_ID, "q8_0")
+    before = manifest.stat().st_mtime - 10
+    os.utime(gguf, (before, before))  # an older GGUF is not hashed unless asked (cheap path)
+    assert models.resolve(REPO_ID, "q8_0").path.exists()
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        models.resolve(REPO_ID, "q8_0", verify=True)
 
 
 def _flip_byte(path: Path) -> None:
