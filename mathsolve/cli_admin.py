@@ -37,7 +37,8 @@ def pull(model: str | None, quant: str, revision: str | None, force: bool, keep_
     \b
     Default MODEL: jaygala24/Qwen3-4B-RLOO-math-reasoning. Needs about 19 GB of free
     disk at the peak for q4_k_m (8 GB download + 8 GB bf16 GGUF + the result); only the
-    result (about 2.5 GB) stays. Interrupted downloads resume on the next pull.
+    result (about 2.5 GB) stays. An interrupted pull resumes with the files already
+    downloaded. Prints the path of the GGUF.
     """
     from . import models
 

@@ -76,6 +76,8 @@ def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
     # neither pass@k nor the no-answer share (the vote they could not change stands).
     drawn = [s for s in samples if s["finish_reason"] != "cancelled"]
     verdicts: dict[str, bool | None] = {}
+    if result.answer is not None and result.correct is not None:
+        verdicts[result.answer] = result.correct  # solve() already compared the majority
     for s in samples:
         ans = s["answer"]
         if ans is not None and ans not in verdicts:

@@ -110,7 +110,7 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
                           for c, e in zip(completions, extractions)]
         result.votes = [{"answer": g.answer, "count": g.count, "samples": list(g.samples)}
                         for g in vote.groups]
-        best = _representative(completions, extractions, vote.groups[0].samples if vote.groups else ())
+        best = _representative(completions, vote.groups[0].samples if vote.groups else ())
         result.completion, result.finish_reason = best.text, best.finish_reason
         result.fallback = bool(vote.answer is not None and all(
             extractions[i].fallback for i in (vote.groups[0].samples if vote.groups else ())))
@@ -143,7 +143,7 @@ def decided(finished: list, total: int, timeout: float = 2.0) -> bool:
     return votes.groups[0].count > runner_up + unfinished
 
 
-def _representative(completions: list, extractions: list, winners: tuple) -> Any:
+def _representative(completions: list, winners: tuple) -> Any:
     """The completion shown for a vote: the first sample that gave the winning answer."""
     for i in winners:
         return completions[i]

@@ -1,0 +1,28 @@
+"""Each benchmark script runs in its quick mode (tiny models). Benchmarks are not timed tests:
+this only proves they work, so the README's numbers can be measured again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+QUICK = {
+    "startup": (["bench_startup.py", "--quick"], "mathsolve --help"),
+    "decode": (["bench_decode.py", "--quick", "--tokens", "8", "--runs", "1"], "ratio engine/bare"),
+    "parallel": (["bench_parallel.py", "--quick", "--tokens", "8", "--ks", "1,2"], "K=2"),
+    "grade": (["bench_grade.py", "--quick"], "agreement"),
+    "convert": (["bench_convert.py", "--quick"], "peak RSS"),
+    "server": (["bench_server.py", "--quick", "--problems", "2", "--max-tokens", "8"], "concurrency"),
+}
+
+
+@pytest.mark.parametrize(("args", "expect"), QUICK.values(), ids=QUICK.keys())
+def test_benchmark_runs_in_quick_mode(args, expect):
+    proc = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert expect in proc.stdout
