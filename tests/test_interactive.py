@@ -1,0 +1,51 @@
+"""`mathsolve` with no problem on a terminal: a read-solve loop on one loaded model."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+
+def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def test_interactive_loop_solves_lines_cancels_with_ctrl_c_and_quits_on_ctrl_d(smollm2_gguf, tmp_path):
+    leader, follower = pty.openpty()
+    env = {**os.environ, "MATHSOLVE_HOME": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "100"}
+    proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
+                             "--max-tokens", "300", "--seed", "1", "--threads", "2"],
+                            stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    try:
+        assert b"math> " in read_until(leader, b"math> ", 120)
+        os.write(leader, b"What is 2+3?\n")
+        first = read_until(leader, b"math> ", 120)
+        assert b"Answer" in first and b"finish:" in first  # one answer panel, then the prompt again
+        os.write(leader, b"Write a very long story about the number seven.\n")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C (what the terminal sends) cancels this answer
+        cancelled = read_until(leader, b"math> ", 60)
+        assert b"interrupted" in cancelled and b"math> " in cancelled
+        assert proc.poll() is None  # still running
+        os.write(leader, b"\x04")  # Ctrl-D quits
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    assert (tmp_path / "history").exists()  # readline history kept for the next session
