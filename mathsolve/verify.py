@@ -328,8 +328,10 @@ def check_in_worker(problem: str, answer: str) -> tuple[str, str]:
                 continue
             has_operator = re.search(r"\d\s*(?:[-+*/^×÷·]|\\cdot|\\times|\\div)|\\frac|\\sqrt", segment)
             if isinstance(value, sympy.Expr) and not value.free_symbols and has_operator:
+                # "3+4 = 7": the value the answer ends with is the claim.
+                claimed = _split_top(answer, ("=",))[-1] if "=" in answer else answer
                 try:
-                    return _check_arithmetic(value, answer)
+                    return _check_arithmetic(value, claimed)
                 except (_ParseError, TypeError, ValueError, ZeroDivisionError):
                     return "unchecked", "the answer is not a plain number"
     return "unchecked", "no equation or arithmetic expression found in the problem"

@@ -22,6 +22,8 @@ CHECKS = [
     ("system-swapped", "2x+3y=7, x-y=1", "x=1, y=2", "refuted"),
     ("arithmetic", "What is 12*7?", "84", "verified"),
     ("arithmetic-wrong", "what is 12*7", "85", "refuted"),
+    ("arithmetic-answer-restates-the-sum", "Compute 3+4.", "3+4 = 7", "verified"),
+    ("arithmetic-answer-restates-a-wrong-sum", "Compute 3+4.", "3+7 = 10", "refuted"),
     ("arithmetic-fraction", "Compute $\\frac{3}{4} + \\frac{1}{4} \\cdot 2$.", "\\frac{5}{4}", "verified"),
     ("equations-without-solve-intent", "If $x+y=10$ and $x-y=2$, what is $xy$?", "24", "unchecked"),
     ("function-definition", "Let f(x)=2x+1. Find f(3).", "7", "unchecked"),
