@@ -23,52 +23,22 @@ import ctypes
 import functools
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .config import STOP_TOKENS, EngineConfig, SamplingConfig
+from .decode import (Completion, GenerationInterrupted, InterruptibleDecode, OnEvent, SampleState,
+                     StopWhen, TextEvent, unstarted)
 from .errors import EngineError, InputError, ModelError
-from .stream import ThinkSplitter, Utf8Stream, think_open_at_end
+from .stream import think_open_at_end
+
+__all__ = ["Completion", "Engine", "GenerationInterrupted", "TextEvent", "physical_cores"]
 
 GGUF_MAGIC = b"GGUF"
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
 KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
 
 Warn = Callable[[str], None]
-OnEvent = Callable[["TextEvent"], None]
-StopWhen = Callable[[list["Completion"]], bool]
-
-
-@dataclass(frozen=True)
-class TextEvent:
-    """A piece of generated text; kind is "reasoning", "answer" or "tag"."""
-
-    sample: int
-    text: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
-
-    sample: int
-    seed: int
-    text: str
-    finish_reason: str  # "stop" | "length" | "interrupted" | "cancelled" (vote decided)
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    prompt_seconds: float
-
-
-class GenerationInterrupted(KeyboardInterrupt):
-    """Ctrl-C during generation; carries every sample, unfinished ones marked "interrupted"."""
-
-    def __init__(self, completions: list[Completion]) -> None:
-        super().__init__("generation interrupted")
-        self.completions = completions
 
 
 def physical_cores() -> int:
@@ -326,22 +296,22 @@ class Engine:
         first = 0
         while first < len(samplings):
             try:
-                with _InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
+                with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
                     group = self._ensure_context(min(group, len(samplings) - first), need)
                 part = samplings[first:first + group]
                 ask = None if stop_when is None else (lambda fin, done=done: stop_when(done + fin))
                 done += self._run_group(tokens, part, first, in_think, on_event, ask)
                 if stop_when is not None and first + group < len(samplings) and stop_when(done):
-                    done += [_unstarted(i, s, len(tokens), "cancelled")
+                    done += [unstarted(i, s, len(tokens), "cancelled")
                              for i, s in enumerate(samplings[first + group:], first + group)]
                     break
             except GenerationInterrupted as stop:
-                rest = [_unstarted(i, s, len(tokens))
+                rest = [unstarted(i, s, len(tokens))
                         for i, s in enumerate(samplings[first + len(stop.completions):],
                                               first + len(stop.completions))]
                 raise GenerationInterrupted(done + stop.completions + rest) from None
             except KeyboardInterrupt:  # while creating the context
-                rest = [_unstarted(i, s, len(tokens))
+                rest = [unstarted(i, s, len(tokens))
                         for i, s in enumerate(samplings[first:], first)]
                 raise GenerationInterrupted(done + rest) from None
             first += group
@@ -360,8 +330,6 @@ class Engine:
         return 2 * 2 * n_layer * n_head_kv * head_dim  # K and V, f16
 
     def _meta_int(self, suffix: str) -> int | None:
-        import llama_cpp
-
         arch = self._meta_str("general.architecture")
         value = self._meta_str(f"{arch}.{suffix}") if arch else None
         return int(value) if value and value.isdigit() else None
@@ -450,13 +418,13 @@ class Engine:
         import llama_cpp
 
         start = time.perf_counter()
-        seqs: list[_Sequence] = []
+        seqs: list[SampleState] = []
         try:
             limit = min(self._cfg.n_ctx, self._ctx_seq_cells)
             mem = llama_cpp.llama_get_memory(self._ctx)
             prefill_start = time.perf_counter()
             for j, s in enumerate(samplings):
-                seqs.append(_Sequence(self, first + j, j, s, len(tokens),
+                seqs.append(SampleState(self, first + j, j, s, len(tokens),
                                       min(s.max_tokens, limit - len(tokens)), in_think, on_event))
             last = self._prefill(mem, tokens)
             self._fork(mem, len(seqs))
@@ -503,7 +471,7 @@ class Engine:
         self._prefix = []
         self._last_prefill = len(tokens) - common
         row = 0
-        with _InterruptibleDecode(self._ctx):
+        with InterruptibleDecode(self._ctx):
             row = self._prefill_chunks(tokens, common)
         self._prefix = list(tokens)
         return row
@@ -533,7 +501,7 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(mem, seq_id, -1, -1)
             llama_cpp.llama_memory_seq_cp(mem, 0, seq_id, -1, -1)
 
-    def _decode_step(self, live: list["_Sequence"]) -> None:
+    def _decode_step(self, live: list["SampleState"]) -> None:
         """One new token for every live sequence, all in one llama_decode."""
         b = self._batch
         for i, seq in enumerate(live):
@@ -550,14 +518,14 @@ class Engine:
         import llama_cpp
 
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
-        if rc == 2:  # aborted by _InterruptibleDecode: Ctrl-C during a long prompt
+        if rc == 2:  # aborted by InterruptibleDecode: Ctrl-C during a long prompt
             self._prefix = []
             raise KeyboardInterrupt
         if rc != 0:
             self._prefix = []
             raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
 
-    def _release(self, mem, ended: list["_Sequence"], n_prompt: int) -> None:
+    def _release(self, mem, ended: list["SampleState"], n_prompt: int) -> None:
         """Free finished sequences' KV; sequence 0 keeps the prompt for prefix reuse."""
         import llama_cpp
 
@@ -582,159 +550,13 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
 
 
-class _InterruptibleDecode:
-    """Ctrl-C inside a long llama_decode (a prompt chunk can take seconds on a CPU).
-
-    Python runs signal handlers only between bytecodes of the main thread, which is inside
-    llama_decode. ggml calls the abort callback from that same thread between graph nodes;
-    running the callback's bytecode lets our SIGINT handler set the flag, and the callback
-    returning True makes llama_decode return 2. Only for prefill: per-node Python calls would
-    cost a little on every decode step, which is short anyway. Main thread only.
-    With ctx None it only defers Ctrl-C: while llama.cpp calls our (Python) log callback, the
-    default handler's KeyboardInterrupt would be swallowed inside the ctypes callback."""
-
-    def __init__(self, ctx) -> None:
-        self._ctx = ctx
-        self._hit = False
-        self._old = None
-        self._callback = None
-
-    def __enter__(self) -> "_InterruptibleDecode":
-        import signal
-        import threading
-
-        import llama_cpp
-
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        self._old = signal.signal(signal.SIGINT, self._on_sigint)
-        self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
-        if self._ctx is not None:
-            llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
-        return self
-
-    def _on_sigint(self, signum, frame) -> None:
-        self._hit = True
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        import llama_cpp
-
-        if self._callback is None:
-            return
-        if self._ctx is not None:
-            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
-        signal.signal(signal.SIGINT, self._old)
-        self._callback = None
-        if self._hit and exc[0] is None:
-            raise KeyboardInterrupt
-
-
-class _Sequence:
-    """One sample being decoded: its sampler chain, position, text and finish state."""
-
-    def __init__(self, engine: Engine, sample: int, seq_id: int, sampling: SamplingConfig,
-                 n_prompt: int, max_tokens: int, in_think: bool, on_event: OnEvent | None):
-        self.engine = engine
-        self.sample = sample
-        self.seq_id = seq_id
-        self.sampling = sampling
-        self.n_prompt = n_prompt
-        self.pos = n_prompt
-        self.max_tokens = max(0, max_tokens)
-        self.on_event = on_event
-        self.sampler = _sampler_chain(sampling)
-        self.utf8 = Utf8Stream()
-        self.splitter = ThinkSplitter(in_think=in_think)
-        self.parts: list[str] = []
-        self.n_generated = 0
-        self.last_token = -1
-        self.finish: str | None = None
-        self.seconds = 0.0
-        self.prompt_seconds = 0.0
-
-    def sample_from(self, ctx, row: int) -> int:
-        import llama_cpp
-
-        return llama_cpp.llama_sampler_sample(self.sampler, ctx, row)
-
-    def accept(self, token: int, start: float) -> None:
-        """Record a sampled token; decide whether this sequence is finished."""
-        if self.engine.is_stop(token):
-            self._end("stop", start)
-            return
-        self.last_token = token
-        self.n_generated += 1
-        self._text(self.utf8.feed(self.engine.token_bytes(token)))
-        if self.n_generated >= self.max_tokens:
-            self._end("length", start)
-
-    def _end(self, reason: str, start: float) -> None:
-        self._text(self.utf8.flush())
-        self._emit(self.splitter.flush())
-        self.finish = reason
-        self.seconds = time.perf_counter() - start
-
-    def _text(self, text: str) -> None:
-        if text:
-            self.parts.append(text)
-            self._emit(self.splitter.feed(text))
-
-    def _emit(self, pieces: list[tuple[str, str]]) -> None:
-        if self.on_event is not None:
-            for kind, text in pieces:
-                self.on_event(TextEvent(self.sample, text, kind))
-
-    def completion(self, start: float, *, interrupted: bool = False) -> Completion:
-        if self.finish is None:
-            self.parts.append(self.utf8.flush())
-            self.seconds = time.perf_counter() - start
-        reason = self.finish or ("interrupted" if interrupted else "length")
-        return Completion(self.sample, self.sampling.seed, "".join(self.parts), reason,
-                          self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds)
-
-    def free(self) -> None:
-        import llama_cpp
-
-        if self.sampler is not None:
-            llama_cpp.llama_sampler_free(self.sampler)
-            self.sampler = None
-
-
-def _sampler_chain(s: SamplingConfig):
-    """top_k -> top_p -> min_p -> temperature -> dist(seed), llama.cpp's usual order;
-    temperature 0 is greedy (argmax, seed unused)."""
-    import llama_cpp
-
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    add = functools.partial(llama_cpp.llama_sampler_chain_add, chain)
-    if s.temperature <= 0:
-        add(llama_cpp.llama_sampler_init_greedy())
-        return chain
-    if s.top_k > 0:
-        add(llama_cpp.llama_sampler_init_top_k(s.top_k))
-    if s.top_p < 1.0:
-        add(llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
-    if s.min_p > 0.0:
-        add(llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
-    add(llama_cpp.llama_sampler_init_temp(s.temperature))
-    add(llama_cpp.llama_sampler_init_dist(s.seed & 0xFFFFFFFF))
-    return chain
-
-
 def _load_model(path: Path, *, gpu: bool):
     import llama_cpp
 
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = -1 if gpu else 0
-    with _InterruptibleDecode(None):  # Ctrl-C during loading is raised when it ends
+    with InterruptibleDecode(None):  # Ctrl-C during loading is raised when it ends
         return llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
-
-
-def _unstarted(sample: int, s: SamplingConfig, n_prompt: int,
-               reason: str = "interrupted") -> Completion:
-    return Completion(sample, s.seed, "", reason, n_prompt, 0, 0.0, 0.0)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

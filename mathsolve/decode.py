@@ -1,0 +1,195 @@
+"""The per-sample side of decoding: events, completions, sampler chains, Ctrl-C inside
+llama_decode. engine.py drives the batch; each sample's state lives here."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from .config import SamplingConfig
+from .stream import ThinkSplitter, Utf8Stream
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+OnEvent = Callable[["TextEvent"], None]
+StopWhen = Callable[[list["Completion"]], bool]
+
+
+@dataclass(frozen=True)
+class TextEvent:
+    """A piece of generated text; kind is "reasoning", "answer" or "tag"."""
+
+    sample: int
+    text: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
+
+    sample: int
+    seed: int
+    text: str
+    finish_reason: str  # "stop" | "length" | "interrupted" | "cancelled" (vote decided)
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    prompt_seconds: float
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during generation; carries every sample, unfinished ones marked "interrupted"."""
+
+    def __init__(self, completions: list[Completion]) -> None:
+        super().__init__("generation interrupted")
+        self.completions = completions
+
+
+class InterruptibleDecode:
+    """Ctrl-C inside a long llama_decode (a prompt chunk can take seconds on a CPU).
+
+    Python runs signal handlers only between bytecodes of the main thread, which is inside
+    llama_decode. ggml calls the abort callback from that same thread between graph nodes;
+    running the callback's bytecode lets our SIGINT handler set the flag, and the callback
+    returning True makes llama_decode return 2. Only for prefill: per-node Python calls would
+    cost a little on every decode step, which is short anyway. Main thread only.
+    With ctx None it only defers Ctrl-C: while llama.cpp calls our (Python) log callback, the
+    default handler's KeyboardInterrupt would be swallowed inside the ctypes callback."""
+
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+        self._hit = False
+        self._old = None
+        self._callback = None
+
+    def __enter__(self) -> "InterruptibleDecode":
+        import signal
+        import threading
+
+        import llama_cpp
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        self._hit = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        import llama_cpp
+
+        if self._callback is None:
+            return
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
+        signal.signal(signal.SIGINT, self._old)
+        self._callback = None
+        if self._hit and exc[0] is None:
+            raise KeyboardInterrupt
+
+
+class SampleState:
+    """One sample being decoded: its sampler chain, position, text and finish state."""
+
+    def __init__(self, engine: "Engine", sample: int, seq_id: int, sampling: SamplingConfig,
+                 n_prompt: int, max_tokens: int, in_think: bool, on_event: OnEvent | None):
+        self.engine = engine
+        self.sample = sample
+        self.seq_id = seq_id
+        self.sampling = sampling
+        self.n_prompt = n_prompt
+        self.pos = n_prompt
+        self.max_tokens = max(0, max_tokens)
+        self.on_event = on_event
+        self.sampler = sampler_chain(sampling)
+        self.utf8 = Utf8Stream()
+        self.splitter = ThinkSplitter(in_think=in_think)
+        self.parts: list[str] = []
+        self.n_generated = 0
+        self.last_token = -1
+        self.finish: str | None = None
+        self.seconds = 0.0
+        self.prompt_seconds = 0.0
+
+    def sample_from(self, ctx, row: int) -> int:
+        import llama_cpp
+
+        return llama_cpp.llama_sampler_sample(self.sampler, ctx, row)
+
+    def accept(self, token: int, start: float) -> None:
+        """Record a sampled token; decide whether this sequence is finished."""
+        if self.engine.is_stop(token):
+            self._end("stop", start)
+            return
+        self.last_token = token
+        self.n_generated += 1
+        self._text(self.utf8.feed(self.engine.token_bytes(token)))
+        if self.n_generated >= self.max_tokens:
+            self._end("length", start)
+
+    def _end(self, reason: str, start: float) -> None:
+        self._text(self.utf8.flush())
+        self._emit(self.splitter.flush())
+        self.finish = reason
+        self.seconds = time.perf_counter() - start
+
+    def _text(self, text: str) -> None:
+        if text:
+            self.parts.append(text)
+            self._emit(self.splitter.feed(text))
+
+    def _emit(self, pieces: list[tuple[str, str]]) -> None:
+        if self.on_event is not None:
+            for kind, text in pieces:
+                self.on_event(TextEvent(self.sample, text, kind))
+
+    def completion(self, start: float, *, interrupted: bool = False) -> Completion:
+        if self.finish is None:
+            self.parts.append(self.utf8.flush())
+            self.seconds = time.perf_counter() - start
+        reason = self.finish or ("interrupted" if interrupted else "length")
+        return Completion(self.sample, self.sampling.seed, "".join(self.parts), reason,
+                          self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds)
+
+    def free(self) -> None:
+        import llama_cpp
+
+        if self.sampler is not None:
+            llama_cpp.llama_sampler_free(self.sampler)
+            self.sampler = None
+
+
+def sampler_chain(s: SamplingConfig):
+    """top_k -> top_p -> min_p -> temperature -> dist(seed), llama.cpp's usual order;
+    temperature 0 is greedy (argmax, seed unused)."""
+    import llama_cpp
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = functools.partial(llama_cpp.llama_sampler_chain_add, chain)
+    if s.temperature <= 0:
+        add(llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if s.top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(s.top_k))
+    if s.top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
+    if s.min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(s.temperature))
+    add(llama_cpp.llama_sampler_init_dist(s.seed & 0xFFFFFFFF))
+    return chain
+
+
+def unstarted(sample: int, s: SamplingConfig, n_prompt: int,
+               reason: str = "interrupted") -> Completion:
+    return Completion(sample, s.seed, "", reason, n_prompt, 0, 0.0, 0.0)
