@@ -222,3 +222,13 @@ def test_offline_missing_model_fails_at_once_with_the_pull_command(tmp_path):
     assert "mathsolve pull jaygala24/Qwen3-4B-RLOO-math-reasoning --quant q4_k_m" in err
     assert len(err.strip().splitlines()) == 1
     assert time.monotonic() - start < 30
+
+
+def test_terminal_with_samples_shows_a_line_per_sample_and_the_vote(smollm2_gguf):
+    code, screen = _run_on_tty(["--model", str(smollm2_gguf), *FAST, "--samples", "3",
+                                "What is 2+3?"], env={"COLUMNS": "100", "NO_COLOR": "1"})
+    assert re.search(r"sample\s+tokens\s+answer", screen)
+    for row in ("1", "2", "3"):
+        assert re.search(rf"^\s*{row}\s+\d+\s", screen, re.M), screen[-2000:]
+    assert "Answer" in screen and "finish:" in screen
+    assert code in (0, 3)
