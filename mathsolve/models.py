@@ -471,8 +471,13 @@ def _convert(src: Path, out: Path, quant: str, progress: Progress | None) -> Non
 
     def report(stage: str, done: int, total: int) -> None:  # the converter's (stage, done, total)
         step = done * 10 // total if total else 0
-        if progress is not None and shown.get(stage) != step:
-            shown[stage] = step
+        if progress is None or shown.get(stage) == step:
+            return
+        shown[stage] = step
+        if stage == "quantize":  # one long llama.cpp call with no progress of its own
+            progress("quantising with llama.cpp (minutes for a 4B model; Ctrl-C stops it)"
+                     if step == 0 else "quantised")
+        else:
             progress(f"{stage}: {step * 10}%")
 
     try:
