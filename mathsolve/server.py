@@ -196,9 +196,13 @@ class ServerEngine:
         return self.generate_many(prompt, [sampling], on_event=on_event)[0]
 
     def generate_many(self, prompt: ChatPrompt, samplings: list[SamplingConfig], *,
-                      on_event: OnEvent | None = None) -> list[Completion]:
+                      on_event: OnEvent | None = None,
+                      stop_when: Callable[[list[Completion]], bool] | None = None,
+                      ) -> list[Completion]:
         """K requests at once (one thread each, at most `concurrency` in flight engine-wide).
-        Events and notes are delivered on the calling thread, so renderers need no locks."""
+        Events and notes are delivered on the calling thread, so renderers need no locks.
+        `stop_when(finished)` as in Engine.generate_many: True ends the samples still running
+        (finish_reason "cancelled")."""
         if not isinstance(prompt, ChatPrompt):
             raise EngineError("ServerEngine.generate needs the prompt from ServerEngine.render")
         if not samplings:
@@ -213,7 +217,7 @@ class ServerEngine:
             t.start()
         done: dict[int, Completion] = {}
         error: EngineError | None = None
-        cancelled = False
+        cancelled = decided = False
         try:
             while len(done) + call.ended < len(samplings):
                 try:
@@ -228,18 +232,25 @@ class ServerEngine:
                     self._warn(payload)
                 elif kind == "done":
                     done[payload.sample] = payload
+                    if (stop_when is not None and not decided
+                            and stop_when([done[i] for i in sorted(done)])):
+                        decided = True
+                        call.stop()  # the vote is decided: end the samples still running
                 elif kind == "error":
                     call.ended += 1
-                    if error is None:
+                    if error is None and not decided:
                         error = payload
                         call.stop()  # the problem fails anyway: free the server
                 else:  # "cancelled"
                     call.ended += 1
-                    cancelled = cancelled or error is None
+                    cancelled = cancelled or (error is None and not decided)
         except KeyboardInterrupt:
             call.stop()
             _join(threads)
             raise GenerationInterrupted(self._partial(samplings, done, call)) from None
+        if decided:
+            _join(threads)  # the stopped workers give their slots back before the next call
+            return self._partial(samplings, done, call, reason="cancelled")
         if error is not None:
             raise error
         if cancelled:
@@ -247,15 +258,15 @@ class ServerEngine:
         return [done[i] for i in range(len(samplings))]
 
     def _partial(self, samplings: list[SamplingConfig], done: dict[int, Completion],
-                 call: "_Call") -> list[Completion]:
+                 call: "_Call", reason: str = "interrupted") -> list[Completion]:
         out = []
         for i, s in enumerate(samplings):
             if i in done:
                 out.append(done[i])
             elif i in call.live:
-                out.append(call.live[i].completion("interrupted"))
+                out.append(call.live[i].completion(reason))
             else:
-                out.append(Completion(i, s.seed, "", "interrupted", 0, 0, 0.0, 0.0))
+                out.append(Completion(i, s.seed, "", reason, 0, 0, 0.0, 0.0))
         return out
 
     def _worker(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,

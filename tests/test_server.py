@@ -346,3 +346,18 @@ def test_eval_keeps_several_problems_in_flight_on_a_server(tmp_path, extra, expe
     assert ids == sorted(f"p{i}" for i in range(8))
     assert fake.max_in_flight == expected
     assert "accuracy (pass@1, mean over samples): 100.00%" in proc.stdout.decode()
+
+
+def test_stop_when_decided_cancels_the_samples_the_vote_no_longer_needs():
+    # One request at a time: after three equal answers out of five, 3 > 0 + 2 unfinished.
+    with FakeServer("ok") as fake:
+        proc = mathsolve("--server", fake.url, "--json", *FAST, "--samples", "5",
+                         "--concurrency", "1", "--stop-when-decided", "What is 2+2?", timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    row = records(proc)[0]
+    assert row["answer"] == "4" and row["support"] == "3/5 samples"
+    reasons = sorted(s["finish_reason"] for s in row["samples"])  # the slot order is the OS's
+    assert reasons == ["cancelled"] * 2 + ["stop"] * 3
+    # The fifth is never sent; the fourth may start in the moment between the third answer
+    # arriving and the vote being counted, and is then cut off.
+    assert 3 <= len(fake.posts()) <= 4
