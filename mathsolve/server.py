@@ -34,11 +34,10 @@ from . import __version__
 from .config import SYSTEM_PROMPT, SamplingConfig
 from .engine import Completion, GenerationInterrupted, TextEvent
 from .errors import EngineError, InputError, UsageError
-from .stream import TAG, THINK_CLOSE, THINK_OPEN, ThinkSplitter
+from .sse import (MAX_COMPLETION_BYTES, MAX_ERROR_BYTES, MAX_LINE_BYTES, Accumulator, Call,
+                  Cancelled, Rejected, Retryable, error_message, join_threads, parse_json,
+                  read_limited, read_sse, retry_after)
 
-MAX_COMPLETION_BYTES = 4 * 1024 * 1024  # one streamed completion, all SSE bytes
-MAX_LINE_BYTES = 1024 * 1024  # one SSE line / the /v1/models answer
-MAX_ERROR_BYTES = 64 * 1024  # the body of an error answer we read for its message
 OPTIONAL_FIELDS = ("stream_options", "chat_template_kwargs", "repeat_penalty")
 ENV_MODEL = "MATHSOLVE_SERVER_MODEL"
 
@@ -55,26 +54,6 @@ class ChatPrompt:
 
     def as_json(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
-
-
-class _Retryable(Exception):
-    """A failure worth another try; str() is one line without secrets."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class _Rejected(Exception):
-    """The server refused an optional field we sent (HTTP 400/422 naming it)."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__(field)
-        self.field = field
-
-
-class _Cancelled(Exception):
-    """Ctrl-C or cancel(): stop this sample now."""
 
 
 def normalise_url(url: str) -> tuple[str, str, str, int, str]:
@@ -210,7 +189,7 @@ class ServerEngine:
         for s in samplings:
             if s.max_tokens < 1:
                 raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
-        call = _Call(len(samplings))
+        call = Call(len(samplings))
         threads = [threading.Thread(target=self._worker, args=(prompt, s, i, call), daemon=True,
                                     name=f"mathsolve-server-{i}") for i, s in enumerate(samplings)]
         for t in threads:
@@ -246,10 +225,10 @@ class ServerEngine:
                     cancelled = cancelled or (error is None and not decided)
         except KeyboardInterrupt:
             call.stop()
-            _join(threads)
+            join_threads(threads)
             raise GenerationInterrupted(self._partial(samplings, done, call)) from None
         if decided:
-            _join(threads)  # the stopped workers give their slots back before the next call
+            join_threads(threads)  # the stopped workers give their slots back before the next call
             return self._partial(samplings, done, call, reason="cancelled")
         if error is not None:
             raise error
@@ -258,7 +237,7 @@ class ServerEngine:
         return [done[i] for i in range(len(samplings))]
 
     def _partial(self, samplings: list[SamplingConfig], done: dict[int, Completion],
-                 call: "_Call", reason: str = "interrupted") -> list[Completion]:
+                 call: "Call", reason: str = "interrupted") -> list[Completion]:
         out = []
         for i, s in enumerate(samplings):
             if i in done:
@@ -270,19 +249,19 @@ class ServerEngine:
         return out
 
     def _worker(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
-                call: "_Call") -> None:
+                call: "Call") -> None:
         try:
             if self._slots is not None:
                 while not self._slots.acquire(timeout=0.25):
                     if call.stopped():
-                        raise _Cancelled()
+                        raise Cancelled()
             try:
                 result = self._sample(prompt, sampling, sample, call)
             finally:
                 if self._slots is not None:
                     self._slots.release()
             call.inbox.put(("done", result))
-        except _Cancelled:
+        except Cancelled:
             call.inbox.put(("cancelled", sample))
         except EngineError as exc:
             call.inbox.put(("error", exc))
@@ -290,16 +269,16 @@ class ServerEngine:
             call.inbox.put(("error", EngineError(f"talking to the server failed: {self._describe(exc)}")))
 
     def _sample(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
-                call: "_Call") -> Completion:
+                call: "Call") -> Completion:
         """One sample, retried from scratch on failures worth retrying."""
         tries = 0
         refused: set[str] = set()
         while True:
             if call.stopped() or self._cancel.is_set():
-                raise _Cancelled()
+                raise Cancelled()
             try:
                 return self._attempt(self._body(prompt, sampling), sample, sampling.seed, call)
-            except _Rejected as rejected:
+            except Rejected as rejected:
                 if rejected.field in refused:
                     raise EngineError(f"the server rejected the request's {rejected.field}") from None
                 refused.add(rejected.field)
@@ -308,7 +287,7 @@ class ServerEngine:
                     self._dropped.add(rejected.field)
                 if first:
                     call.note(f"the server does not take {rejected.field}; sending without it")
-            except _Retryable as exc:
+            except Retryable as exc:
                 tries += 1
                 if tries >= self.max_tries:
                     raise EngineError(f"the server at {self.url} failed {tries} times: {exc}; "
@@ -317,7 +296,7 @@ class ServerEngine:
                 call.note(f"sample {sample + 1}: {exc}; retrying in {delay:.1f} s "
                           f"(try {tries + 1} of {self.max_tries})")
                 if call.wait(delay) or self._cancel.is_set():
-                    raise _Cancelled()
+                    raise Cancelled()
 
     def _delay(self, tries: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -369,11 +348,11 @@ class ServerEngine:
         finally:
             conn.close()
 
-    def _attempt(self, body: bytes, sample: int, seed: int, call: "_Call") -> Completion:
+    def _attempt(self, body: bytes, sample: int, seed: int, call: "Call") -> Completion:
         start = time.perf_counter()
         conn = self._connection()
         call.watch(conn)
-        acc = _Accumulator(sample, seed, start, call)
+        acc = Accumulator(sample, seed, start, call)
         try:
             conn.request("POST", self._prefix + "/v1/chat/completions", body=body,
                          headers=self._headers(stream=True))
@@ -382,32 +361,32 @@ class ServerEngine:
                 self._http_error(resp, body)
             call.live[sample] = acc
             if "text/event-stream" in (resp.getheader("Content-Type") or ""):
-                _read_sse(resp, acc, call, self._cancel)
+                read_sse(resp, acc, call, self._cancel)
             else:
-                acc.whole(_parse_json(_read_limited(resp, MAX_COMPLETION_BYTES)))
+                acc.whole(parse_json(read_limited(resp, MAX_COMPLETION_BYTES)))
         except (OSError, http.client.HTTPException) as exc:
             if call.stopped() or self._cancel.is_set():
-                raise _Cancelled() from None
-            raise _Retryable(f"connection failed ({self._describe(exc)})") from None
+                raise Cancelled() from None
+            raise Retryable(f"connection failed ({self._describe(exc)})") from None
         finally:
             call.unwatch(conn)
             conn.close()
         if call.stopped() or self._cancel.is_set():
-            raise _Cancelled()
+            raise Cancelled()
         if acc.finish is None:
-            raise _Retryable("the stream ended before a finish_reason (llama-cpp-python's "
+            raise Retryable("the stream ended before a finish_reason (llama-cpp-python's "
                              "server needs --interrupt_requests False for concurrent requests)")
         return acc.completion()
 
     def _http_error(self, resp: http.client.HTTPResponse, body: bytes) -> None:
         status = resp.status
-        message = self._scrub(_error_message(resp.read(MAX_ERROR_BYTES)))
+        message = self._scrub(error_message(resp.read(MAX_ERROR_BYTES)))
         if status == 429 or status == 408 or status >= 500:
-            raise _Retryable(f"HTTP {status} {message}".strip(), _retry_after(resp.getheader("Retry-After")))
+            raise Retryable(f"HTTP {status} {message}".strip(), retry_after(resp.getheader("Retry-After")))
         if status in (400, 422):
             for name in OPTIONAL_FIELDS:
                 if name in message and name.encode() in body:
-                    raise _Rejected(name)
+                    raise Rejected(name)
         if status in (401, 403):
             raise EngineError(f"the server refused the API key (HTTP {status}); "
                               "check --api-key or MATHSOLVE_API_KEY")
@@ -428,208 +407,3 @@ class ServerEngine:
         return text.replace(self._api_key, "[key]") if self._api_key else text
 
 
-class _Call:
-    """State shared by the threads of one generate_many call."""
-
-    def __init__(self, k: int) -> None:
-        self.inbox: queue.Queue = queue.Queue()
-        self.live: dict[int, _Accumulator] = {}
-        self.ended = 0
-        self._stop = threading.Event()
-        self._conns: set[http.client.HTTPConnection] = set()
-        self._lock = threading.Lock()
-
-    def note(self, message: str) -> None:
-        self.inbox.put(("note", message))
-
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def wait(self, seconds: float) -> bool:
-        return self._stop.wait(seconds)
-
-    def watch(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._conns.add(conn)
-
-    def unwatch(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._conns.discard(conn)
-
-    def stop(self) -> None:
-        """Wake every worker: blocked reads end when their sockets are shut down."""
-        self._stop.set()
-        with self._lock:
-            for conn in list(self._conns):
-                if conn.sock is not None:
-                    try:
-                        conn.sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-
-class _Accumulator:
-    """One attempt's text, events, finish reason and token counts."""
-
-    def __init__(self, sample: int, seed: int, start: float, call: _Call) -> None:
-        self.sample, self.seed, self.start, self.call = sample, seed, start, call
-        self.splitter = ThinkSplitter()
-        self.parts: list[str] = []
-        self.in_reasoning = False  # inside a reasoning_content run (vLLM reasoning parser)
-        self.chunks = 0
-        self.bytes = 0
-        self.first: float | None = None
-        self.finish: str | None = None
-        self.usage: dict = {}
-
-    def _emit(self, kind: str, text: str) -> None:
-        self.call.inbox.put(("event", TextEvent(self.sample, text, kind)))
-
-    def delta(self, delta: dict) -> None:
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        content = delta.get("content")
-        if isinstance(reasoning, str) and reasoning:
-            self._mark()
-            if not self.in_reasoning:
-                self.in_reasoning = True
-                self.parts.append(THINK_OPEN)
-                self._emit(TAG, THINK_OPEN)
-            self.parts.append(reasoning)
-            self._emit("reasoning", reasoning)
-        if isinstance(content, str) and content:
-            self._mark()
-            self._close_reasoning()
-            self.parts.append(content)
-            for kind, text in self.splitter.feed(content):
-                self._emit(kind, text)
-
-    def _mark(self) -> None:
-        self.chunks += 1
-        if self.first is None:
-            self.first = time.perf_counter()
-
-    def _close_reasoning(self) -> None:
-        if self.in_reasoning:
-            self.in_reasoning = False
-            self.parts.append(THINK_CLOSE)
-            self._emit(TAG, THINK_CLOSE)
-
-    def chunk(self, obj: Any) -> None:
-        if not isinstance(obj, dict):
-            raise EngineError("the server sent a stream chunk that is not a JSON object")
-        if obj.get("error"):
-            raise _Retryable(f"the server reported an error mid-stream: {_error_message(json.dumps(obj).encode())}")
-        for choice in obj.get("choices") or []:
-            if isinstance(choice, dict):
-                if isinstance(choice.get("delta"), dict):
-                    self.delta(choice["delta"])
-                if choice.get("finish_reason"):
-                    self.finish = str(choice["finish_reason"])
-        if isinstance(obj.get("usage"), dict):
-            self.usage = obj["usage"]
-
-    def whole(self, obj: Any) -> None:
-        """A server that ignored stream: true and sent one JSON answer."""
-        choices = obj.get("choices") if isinstance(obj, dict) else None
-        if not choices or not isinstance(choices[0], dict):
-            raise EngineError("the server's answer has no choices; is it OpenAI-compatible?")
-        message = choices[0].get("message") or {}
-        if isinstance(message, dict):
-            self.delta(message)
-        self.finish = str(choices[0].get("finish_reason") or "stop")
-        if isinstance(obj.get("usage"), dict):
-            self.usage = obj["usage"]
-
-    def completion(self, reason: str | None = None) -> Completion:
-        """reason overrides the server's (interrupted); length stays an open think block."""
-        finish = reason or ("length" if self.finish == "length" else "stop")
-        if finish == "stop":
-            self._close_reasoning()
-        for kind, text in self.splitter.flush():
-            self._emit(kind, text)
-        now = time.perf_counter()
-        return Completion(self.sample, self.seed, "".join(self.parts), finish,
-                          _int(self.usage.get("prompt_tokens")),
-                          _int(self.usage.get("completion_tokens"), self.chunks),
-                          now - self.start, (self.first or now) - self.start)
-
-
-def _read_sse(resp: http.client.HTTPResponse, acc: _Accumulator, call: _Call,
-              cancel: threading.Event) -> None:
-    """Server-sent events: `data:` lines up to a blank line form one event; `[DONE]` ends."""
-    data: list[bytes] = []
-    while True:
-        if call.stopped() or cancel.is_set():
-            raise _Cancelled()
-        line = resp.readline(MAX_LINE_BYTES + 1)
-        acc.bytes += len(line)
-        if acc.bytes > MAX_COMPLETION_BYTES or len(line) > MAX_LINE_BYTES:
-            raise EngineError("the server sent over 4 MB for one completion; lower --max-tokens")
-        if not line or line in (b"\n", b"\r\n"):
-            if data:
-                payload = b"\n".join(data).strip()
-                data = []
-                if payload == b"[DONE]":
-                    return
-                acc.chunk(_parse_json(payload))
-            if not line:
-                return
-            continue
-        if line.startswith(b"data:"):
-            data.append(line[5:].rstrip(b"\r\n").removeprefix(b" "))
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise EngineError("the server sent data that is not JSON; is it OpenAI-compatible?") from None
-
-
-def _read_limited(resp: http.client.HTTPResponse, limit: int) -> bytes:
-    body = resp.read(limit + 1)
-    if len(body) > limit:
-        raise EngineError("the server sent over 4 MB for one completion; lower --max-tokens")
-    return body
-
-
-def _error_message(raw: bytes) -> str:
-    """The message of an error body ({"error": {"message"}}, {"detail"}, or text), one line."""
-    text = raw.decode("utf-8", "replace")
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return " ".join(text.split())[:200]
-    if isinstance(obj, dict):
-        err = obj.get("error", obj.get("detail", obj.get("message")))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        if err is not None:
-            text = err if isinstance(err, str) else json.dumps(err)
-    return " ".join(str(text).split())[:200]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (a number or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and value >= 0 else default
-
-
-def _join(threads: list[threading.Thread], seconds: float = 2.0) -> None:
-    deadline = time.monotonic() + seconds
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))

@@ -20,7 +20,8 @@ from fakeserver import FakeServer
 from mathsolve.config import SamplingConfig
 from mathsolve.engine import GenerationInterrupted
 from mathsolve.errors import EngineError, UsageError
-from mathsolve.server import ServerEngine, _retry_after, normalise_url
+from mathsolve.server import ServerEngine, normalise_url
+from mathsolve.sse import retry_after
 
 SECRET = "sk-mathsolve-test-9f3c1e7a5b"  # distinctive: grep-able anywhere it must not be
 FAST = ["--max-tokens", "24", "--seed", "5"]
@@ -315,9 +316,9 @@ def test_bad_server_url_is_a_usage_error_that_never_echoes_credentials(url):
 
 
 def test_retry_after_reads_seconds_and_http_dates():
-    assert _retry_after("3") == 3.0
-    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
-    assert _retry_after("soon") is None and _retry_after(None) is None
+    assert retry_after("3") == 3.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert retry_after("soon") is None and retry_after(None) is None
 
 
 def test_render_rejects_an_empty_problem_and_generate_rejects_a_text_prompt():
