@@ -20,29 +20,19 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from contextlib import contextmanager
 
 from mathsolve.errors import ModelError, PullError, UsageError
+from mathsolve.hub import SOURCE_MARKER, offline_from_env
+from mathsolve.hub import download as _download  # the process boundary tests replace
 
 DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
 DEFAULT_QUANT = "q4_k_m"
 QUANTS = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
-ALLOW_PATTERNS = [
-    "*.safetensors",
-    "model.safetensors.index.json",
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "chat_template.jinja",
-    "vocab.json",
-    "merges.txt",
-]
 PARTIAL_PREFIX = ".partial-"
-SOURCE_MARKER = ".mathsolve-source.json"  # written when a download finished: repo + revision sha
 LOCK_WAIT_S = 3.0
 GGUF_MAGIC = b"GGUF"
 GB = 1e9
@@ -355,113 +345,6 @@ def _write_json_atomic(path: Path, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def offline_from_env() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _remaining_download(sizes: dict[str, int], dest: Path) -> int:
-    """Bytes still to fetch: files already complete in `dest` are skipped by huggingface-hub."""
-    left = 0
-    for fname, size in sizes.items():
-        have = dest / fname
-        if not (have.is_file() and have.stat().st_size == size):
-            left += size
-    return left
-
-
-def _hub_error(repo: str, revision: str | None, exc: Exception) -> PullError:
-    """A huggingface-hub failure as one line that says what to do."""
-    from huggingface_hub import errors as hf
-
-    if isinstance(exc, hf.GatedRepoError):
-        msg = f"{repo} is gated: accept its terms on the Hub, then log in with `hf auth login`"
-    elif isinstance(exc, hf.RevisionNotFoundError):
-        msg = f"revision {revision!r} does not exist in {repo}; check --revision"
-    elif isinstance(exc, hf.RepositoryNotFoundError):
-        msg = f"{repo} was not found on the Hugging Face Hub (typo, or private: `hf auth login`)"
-    elif isinstance(exc, hf.OfflineModeIsEnabled):
-        msg = f"{repo} is not downloaded and HF_HUB_OFFLINE=1 forbids the network; unset it"
-    elif isinstance(exc, hf.LocalEntryNotFoundError) or any(
-        c.__name__ in ("TransportError", "ConnectionError") for c in type(exc).__mro__
-    ):
-        msg = (
-            f"cannot reach the Hugging Face Hub to download {repo}; check the network "
-            "(an interrupted download resumes on the next pull)"
-        )
-    else:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        msg = f"downloading {repo} failed: {first[:200]}; check the network and retry"
-    return PullError(msg)
-
-
-def _download(
-    repo: str,
-    revision: str | None,
-    dest: Path,
-    offline: bool,
-    *,
-    before_fetch: Callable[[int, int], None] | None = None,
-) -> tuple[Path, str]:
-    """The Hub boundary: the HF checkpoint folder and its revision sha.
-
-    Online: resolve the revision to a sha, call `before_fetch(bytes_to_download,
-    source_weight_bytes)` (the disk check), then a resumable `snapshot_download` into `dest`.
-    Offline: no network; `dest` if a download finished there, else the user's HF hub cache.
-    Tests replace this function; fakes must accept `before_fetch=` (or `**_`).
-    """
-    import huggingface_hub as hub
-
-    if offline:
-        done = _finished_source(dest, repo, revision)
-        if done is not None:
-            return dest, done
-        try:
-            path = hub.snapshot_download(
-                repo, revision=revision, local_files_only=True, allow_patterns=ALLOW_PATTERNS
-            )
-        except Exception as exc:  # noqa: BLE001 - any failure means "not available offline"
-            raise PullError(
-                f"{repo} is not downloaded and offline mode is on (--offline or HF_HUB_OFFLINE=1); "
-                f"connect to the network and run `mathsolve pull {repo}` without it"
-            ) from exc
-        return Path(path), Path(path).name  # snapshots/<sha>
-    try:
-        info = hub.HfApi().model_info(repo, revision=revision, files_metadata=True)
-        import fnmatch
-
-        sizes = {
-            s.rfilename: int(s.size or 0)
-            for s in info.siblings or []
-            if any(fnmatch.fnmatch(s.rfilename, pat) for pat in ALLOW_PATTERNS)
-        }
-        weights = sum(v for k, v in sizes.items() if k.endswith(".safetensors"))
-        if not weights:
-            raise PullError(f"{repo} has no .safetensors weights; mathsolve needs them to convert")
-        if before_fetch is not None:
-            before_fetch(_remaining_download(sizes, dest), weights)
-        path = hub.snapshot_download(
-            repo, revision=info.sha, local_dir=dest, allow_patterns=ALLOW_PATTERNS
-        )
-    except PullError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the network boundary: report, never a traceback
-        raise _hub_error(repo, revision, exc) from exc
-    return Path(path), str(info.sha)
-
-
-def _finished_source(dest: Path, repo: str, revision: str | None) -> str | None:
-    """The revision sha of a download that completed in `dest` (see SOURCE_MARKER), else None."""
-    try:
-        mark = json.loads((dest / SOURCE_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(mark, dict) or mark.get("repo") != repo:
-        return None
-    if revision not in (None, mark.get("revision"), mark.get("requested_revision")):
-        return None
-    return str(mark.get("revision"))
 
 
 def _convert(src: Path, out: Path, quant: str, progress: Progress | None) -> None:
