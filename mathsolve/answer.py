@@ -310,11 +310,12 @@ def vote(answers: list[str | None], *, timeout: float = 2.0) -> Vote:
 class Grade:
     extracted: str | None
     correct: bool | None  # None: no answer, or not comparable within the time limit
+    fallback: bool = False  # the answer came from "final answer is ..." etc., not a box
 
 
 def grade(completion: str, reference: str, *, complete: bool = True, timeout: float = 2.0) -> Grade:
     """Extract the final answer of `completion` and compare it with `reference`."""
-    extracted = extract(completion, complete).answer
-    if extracted is None:
+    found = extract(completion, complete)
+    if found.answer is None:
         return Grade(None, None)
-    return Grade(extracted, equivalent(reference, extracted, timeout=timeout))
+    return Grade(found.answer, equivalent(reference, found.answer, timeout=timeout), found.fallback)

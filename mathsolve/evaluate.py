@@ -227,8 +227,7 @@ def _append(out: ResultsFile, record: dict, progress: Callable[[dict], None] | N
 
 def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict]:
     """Grade other models' outputs: each row needs `completion` and `reference`."""
-    from .answer import extract
-    from .equivalence import equivalent
+    from .answer import grade
 
     for n, row in rows:
         if isinstance(row, str):
@@ -240,10 +239,12 @@ def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict
             yield {"id": rid, "extracted": None, "correct": None,
                    "error": f"line {n} needs 'completion' (text) and 'reference'"}
             continue
-        found = extract(completion)
-        correct = (equivalent(str(reference), found.answer, timeout=timeout)
-                   if found.answer is not None else False)
-        yield {"id": rid, "extracted": found.answer, "fallback": found.fallback, "correct": correct}
+        verdict = grade(completion, str(reference), timeout=timeout)
+        # No answer at all is a wrong answer here (it counts against accuracy); null is kept
+        # for answers that could not be compared in time.
+        correct = verdict.correct if verdict.extracted is not None else False
+        yield {"id": rid, "extracted": verdict.extracted, "fallback": verdict.fallback,
+               "correct": correct}
 
 
 def read_jsonl(text: str) -> Iterable[tuple[int, Any]]:
