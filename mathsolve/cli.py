@@ -11,7 +11,8 @@ from . import __version__
 from .cli_admin import convert_cmd, doctor, models, pull
 from .cli_eval import eval_command, grade
 from .config import (DEFAULT_CTX, DEFAULT_MAX_TOKENS, DEFAULT_MIN_P, DEFAULT_TEMPERATURE,
-                     DEFAULT_TOP_K, DEFAULT_TOP_P, QUANT_CHOICES)
+                     DEFAULT_MODEL, DEFAULT_QUANT, DEFAULT_TOP_K, DEFAULT_TOP_P,
+                     QUANT_CHOICES)
 from .errors import ExitStatus, MathsolveError
 
 EXIT_CODES_HELP = """\b
@@ -66,12 +67,11 @@ def model_options(func):  # noqa: ANN001,ANN201 - click decorator
                              "instead of the local engine [env MATHSOLVE_SERVER].")(func)
     func = click.option("--offline", is_flag=True,
                         help="Never touch the network (also HF_HUB_OFFLINE=1).")(func)
-    func = click.option("--quant", type=click.Choice(QUANT_CHOICES), default="q4_k_m",
+    func = click.option("--quant", type=click.Choice(QUANT_CHOICES), default=DEFAULT_QUANT,
                         show_default=True, help="Quantisation of a cached model.")(func)
     func = click.option("-m", "--model", envvar="MATHSOLVE_MODEL", metavar="MODEL",
                         help="A cached model name, a Hugging Face repo id or a .gguf path "
-                             "[env MATHSOLVE_MODEL; default "
-                             "jaygala24/Qwen3-4B-RLOO-math-reasoning].")(func)
+                             f"[env MATHSOLVE_MODEL; default {DEFAULT_MODEL}].")(func)
     return func
 
 

@@ -15,6 +15,8 @@ DEFAULT_CTX = 8192  # the training sequence length
 DEFAULT_MAX_TOKENS = 7680  # leaves 512 tokens of the default context for the prompt
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 QUANT_CHOICES = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")  # what `pull` makes
+DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
+DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 

@@ -86,18 +86,20 @@ def _set_logging(verbose: bool) -> None:
         llama_cpp.llama_log_set(_silent_log_callback(), ctypes.c_void_p(0))
 
 
-def check_gguf_file(path: Path) -> None:
-    """Cheap checks before llama.cpp sees the file, for clear messages."""
+def check_gguf_file(path: Path,
+                    fix: str = "pass a .gguf model or re-run `mathsolve pull`") -> None:
+    """Cheap checks before llama.cpp sees the file, for clear messages; `fix` says what to do."""
     if not path.exists():
         raise ModelError(f"model file not found: {path}; pass a .gguf path or run `mathsolve pull`")
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}; pass a .gguf file")
-    with path.open("rb") as fh:
-        head = fh.read(4)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror}; {fix}") from exc
     if head != GGUF_MAGIC:
-        raise ModelError(
-            f"{path} is not a GGUF file (bad magic {head!r}); pass a .gguf model or re-run `mathsolve pull`"
-        )
+        raise ModelError(f"{path} is not a GGUF file (bad magic {head!r}); {fix}")
 
 
 class Engine:

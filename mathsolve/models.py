@@ -25,16 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from mathsolve.config import DEFAULT_MODEL, QUANT_CHOICES
+from mathsolve.engine import check_gguf_file
 from mathsolve.errors import ModelError, PullError, UsageError
 from mathsolve.hub import SOURCE_MARKER, offline_from_env
 from mathsolve.hub import download as _download  # the process boundary tests replace
 
-DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
-DEFAULT_QUANT = "q4_k_m"
-QUANTS = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")
 PARTIAL_PREFIX = ".partial-"
 LOCK_WAIT_S = 3.0
-GGUF_MAGIC = b"GGUF"
 GB = 1e9
 # Output size relative to bf16 source weights (bits per weight / 16), for the up-front disk
 # check before anything is downloaded; k-quants go through a bf16 intermediate.
@@ -98,8 +96,8 @@ def name_to_repo(name: str) -> str:
 
 
 def _check_quant(quant: str) -> None:
-    if quant not in QUANTS:
-        raise UsageError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}")
+    if quant not in QUANT_CHOICES:
+        raise UsageError(f"unknown quant {quant!r}: choose one of {', '.join(QUANT_CHOICES)}")
 
 
 def _gguf_path(mdir: Path, quant: str) -> Path:
@@ -121,16 +119,6 @@ def _looks_like_path(spec: str) -> bool:
         or "\\" in spec
         or spec.count("/") > 1
     )
-
-
-def _check_magic(path: Path, fix: str) -> None:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc.strerror}; {fix}") from exc
-    if head != GGUF_MAGIC:
-        raise ModelError(f"{path} is not a GGUF file (no GGUF magic bytes); {fix}")
 
 
 def sha256_file(path: Path) -> str:
@@ -171,7 +159,7 @@ def _load_cached(mdir: Path, repo: str, quant: str, verify: bool) -> ResolvedMod
         raise ModelError(
             f"{gguf} is {size} bytes but its manifest says {manifest['size']} (truncated?); {fix}"
         )
-    _check_magic(gguf, fix)
+    check_gguf_file(gguf, fix)
     # The manifest is written after the GGUF is in place: a GGUF modified since then is
     # hashed even without verify=True (hashing every load would cost seconds per run).
     changed = gguf.stat().st_mtime > mpath.stat().st_mtime
@@ -186,7 +174,7 @@ def resolve(spec: str | None, quant: str, *, verify: bool = False) -> ResolvedMo
     spec = spec or os.environ.get("MATHSOLVE_MODEL") or DEFAULT_MODEL
     path = Path(spec).expanduser()
     if path.is_file():
-        _check_magic(path, "pass a .gguf model file")
+        check_gguf_file(path, "pass a .gguf model file")
         return ResolvedModel(path, "file", path.stem, quant, None)
     if path.is_dir() and not _REPO_RE.match(spec):
         raise ModelError(f"{spec} is a directory; pass a .gguf file, a cached name or a repo id")
