@@ -6,11 +6,17 @@ import sys
 
 import click
 
-from .config import QUANT_CHOICES
+from .config import DEFAULT_MODEL, DEFAULT_QUANT, QUANT_CHOICES
 from .errors import ExitStatus, UsageError
 
 
-def _note(message: str) -> None:
+# mathsolve_convert.OUTTYPES, spelled out: importing the converter would slow every --help
+# (tests/test_cli_basics.py checks the two agree).
+CONVERT_OUTTYPES = ("bf16", "f16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+
+
+def note(message: str) -> None:
+    """One diagnostic line on stderr."""
     print(f"mathsolve: {message}", file=sys.stderr, flush=True)
 
 
@@ -24,7 +30,7 @@ def _size(n: int) -> str:
 
 @click.command()
 @click.argument("model", required=False)
-@click.option("--quant", type=click.Choice(QUANT_CHOICES), default="q4_k_m", show_default=True)
+@click.option("--quant", type=click.Choice(QUANT_CHOICES), default=DEFAULT_QUANT, show_default=True)
 @click.option("--revision", help="Branch, tag or commit sha to download (recorded as a sha).")
 @click.option("--force", is_flag=True, help="Convert again even if the model is cached.")
 @click.option("--keep-source", is_flag=True,
@@ -42,9 +48,9 @@ def pull(model: str | None, quant: str, revision: str | None, force: bool, keep_
     """
     from . import models
 
-    repo = model or models.DEFAULT_MODEL
+    repo = model or DEFAULT_MODEL
     resolved = models.pull(repo, quant, revision=revision, force=force, keep_source=keep_source,
-                           offline=offline, progress=_note)
+                           offline=offline, progress=note)
     click.echo(str(resolved.path))
     return ExitStatus.OK
 
@@ -59,7 +65,7 @@ def models(ctx: click.Context) -> ExitStatus:
 
     found = cache.list_models()
     if not found:
-        _note(f"no cached models in {cache.cache_root()}; run `mathsolve pull`")
+        note(f"no cached models in {cache.cache_root()}; run `mathsolve pull`")
         return ExitStatus.OK
     rows = [(m.name, m.quant, _size(m.size), str(m.path)) for m in found]
     widths = [max(len(r[i]) for r in rows + [("name", "quant", "size", "path")]) for i in range(3)]
@@ -78,7 +84,7 @@ def models_rm(model: str, quant: str | None) -> ExitStatus:
     from . import models as cache
 
     for path in cache.remove(model, quant):
-        _note(f"removed {path}")
+        note(f"removed {path}")
     return ExitStatus.OK
 
 
@@ -105,7 +111,7 @@ def doctor() -> ExitStatus:
 @click.argument("hf_dir", type=click.Path(file_okay=False))
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="The GGUF file to write.")
-@click.option("--outtype", type=click.Choice(("bf16", "f16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")),
+@click.option("--outtype", type=click.Choice(CONVERT_OUTTYPES),
               default="bf16", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def convert_cmd(hf_dir: str, out: str, outtype: str, force: bool) -> ExitStatus:
@@ -116,7 +122,7 @@ def convert_cmd(hf_dir: str, out: str, outtype: str, force: bool) -> ExitStatus:
 
     def progress(stage: str, done: int, total: int) -> None:
         if total and (done == total or done % max(1, total // 10) == 0):
-            _note(f"{stage}: {done}/{total}")
+            note(f"{stage}: {done}/{total}")
 
     try:
         path = convert(hf_dir, out, outtype, force=force, progress=progress)

@@ -7,11 +7,8 @@ from pathlib import Path
 
 import click
 
-from .errors import ExitStatus, InputError, UsageError
-
-
-def _note(message: str) -> None:
-    print(f"mathsolve: {message}", file=sys.stderr, flush=True)
+from .cli_admin import note
+from .errors import ExitStatus, InputError
 
 
 def eval_command(decorate) -> click.Command:  # noqa: ANN001 - cli.py passes its option decorators
@@ -42,14 +39,12 @@ def _run_eval(opts: dict) -> ExitStatus:
 
     from . import evaluate
     from .engine import GenerationInterrupted
-    from .inputs import decode, parse_problems
+    from .inputs import parse_problems, read_source
     from .run import load_model, sampling_from
     from .solve import SolveOptions
 
     data = Path(opts["data"])
-    if not data.is_file():
-        raise InputError(f"{data}: no such file")
-    problems = parse_problems(decode(data.read_bytes(), str(data)), where=str(data))
+    problems = parse_problems(read_source(str(data)), where=str(data))
     missing = [p.id for p in problems if p.reference is None and not p.error]
     if missing:
         raise InputError(f"{data}: row {missing[0]} has no 'answer' to grade against")
@@ -57,18 +52,18 @@ def _run_eval(opts: dict) -> ExitStatus:
     todo = evaluate.pending(problems, evaluate.finished_ids(out_path), opts["limit"])
     total = min(len(problems), opts["limit"] or len(problems))
     if len(todo) < total:
-        _note(f"resuming: {total - len(todo)} of {total} problems already in {out_path}")
+        note(f"resuming: {total - len(todo)} of {total} problems already in {out_path}")
     sampling = sampling_from(opts)
     options = SolveOptions(samples=opts["samples"], think=not opts["no_think"],
                            stop_when_decided=opts["stop_when_decided"], check=False)
     out = evaluate.ResultsFile(out_path)
     try:
         if todo:
-            engine, model = load_model(opts, _note)
+            engine, model = load_model(opts, note)
             positions = {p.id: i for i, p in enumerate(problems)}
             _eval_loop(todo, out, engine, model, sampling, options, opts, positions, total)
     except GenerationInterrupted:
-        _note(f"interrupted: finished problems are in {out_path}; rerun to resume")
+        note(f"interrupted: finished problems are in {out_path}; rerun to resume")
         raise
     finally:
         out.close()
@@ -133,10 +128,9 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     import json
 
     from . import evaluate
-    from .inputs import decode
+    from .inputs import read_source
 
-    raw = sys.stdin.buffer.read() if file == "-" else _read(Path(file))
-    text = decode(raw, file)
+    text = read_source(file)
     if not text.strip():
         raise InputError(f"{file} is empty: nothing to grade")
     sink = open(out, "w", encoding="utf-8") if out else sys.stdout
@@ -147,7 +141,7 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
             sink.flush()
             if row.get("error"):
                 errors += 1
-                _note(f"{row['id']}: {row['error']}")
+                note(f"{row['id']}: {row['error']}")
             elif row["correct"] is True:
                 right += 1
             elif row["correct"] is None:
@@ -159,14 +153,5 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
             sink.close()
     graded = right + wrong + unknown
     share = right / graded if graded else 0.0
-    _note(f"accuracy: {right}/{graded} = {share:.2%} ({unknown} not comparable, {errors} bad rows)")
+    note(f"accuracy: {right}/{graded} = {share:.2%} ({unknown} not comparable, {errors} bad rows)")
     return ExitStatus.ERROR if errors else ExitStatus.OK
-
-
-def _read(path: Path) -> bytes:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    return path.read_bytes()
-
-
-__all__ = ["eval_command", "grade", "UsageError"]

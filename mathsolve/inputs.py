@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import InputError
@@ -47,6 +49,16 @@ def decode(data: bytes, where: str) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise InputError(f"{where}: line {line} is not valid UTF-8; save the file as UTF-8") from None
+
+
+def read_source(path: str) -> str:
+    """The UTF-8 text of a file, or of stdin for "-"; a missing file is a one-line error."""
+    if path == "-":
+        return decode(sys.stdin.buffer.read(), "stdin")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such file")
+    return decode(p.read_bytes(), path)
 
 
 def parse_problems(text: str, *, blank_lines: bool = False, where: str = "input") -> list[Problem]:

@@ -5,26 +5,16 @@ from __future__ import annotations
 import os
 import random
 import sys
-from pathlib import Path
 from typing import Any, Callable
 
 from .config import EngineConfig, SamplingConfig
-from .errors import ExitStatus, InputError, MathsolveError, UsageError
-from .inputs import Problem, check_text, decode, parse_problems
+from .errors import ExitStatus, MathsolveError, UsageError
+from .inputs import Problem, check_text, parse_problems, read_source
 from .solve import Result, SolveOptions, error_result, solve
 
 
 def _stdin_is_tty() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
-
-
-def _read_source(path: str) -> str:
-    if path == "-":
-        return decode(sys.stdin.buffer.read(), "stdin")
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: no such file")
-    return decode(p.read_bytes(), path)
 
 
 def gather_problems(opts: dict) -> list[Problem] | None:
@@ -38,10 +28,10 @@ def gather_problems(opts: dict) -> list[Problem] | None:
         return [Problem("1", check_text(" ".join(words)))]
     if opts["file"]:
         where = "stdin" if opts["file"] == "-" else opts["file"]
-        return parse_problems(_read_source(opts["file"]), blank_lines=opts["blank_lines"],
+        return parse_problems(read_source(opts["file"]), blank_lines=opts["blank_lines"],
                               where=where)
     if not _stdin_is_tty():
-        return parse_problems(_read_source("-"), blank_lines=opts["blank_lines"], where="stdin")
+        return parse_problems(read_source("-"), blank_lines=opts["blank_lines"], where="stdin")
     return None
 
 

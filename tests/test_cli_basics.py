@@ -74,3 +74,11 @@ def test_bad_input_is_one_line_error_nonzero_no_traceback(args, stdin, message):
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_convert_outtypes_in_the_cli_are_the_converters():
+    import mathsolve_convert
+
+    from mathsolve.cli_admin import CONVERT_OUTTYPES
+
+    assert CONVERT_OUTTYPES == mathsolve_convert.OUTTYPES
