@@ -112,7 +112,9 @@ class TerminalRenderer(Renderer):
             from rich.live import Live
 
             self._samples = {i: {"tokens": 0, "text": "", "answer": None} for i in range(samples)}
-            self._live = Live(self._table(), console=self.console, refresh_per_second=8)
+            # The table is built when Live refreshes (8 times a second), not on every token.
+            self._live = Live(console=self.console, refresh_per_second=8,
+                              get_renderable=self._table)
             self._live.start()
         elif self.hide_reasoning:
             self._status = self.console.status("Thinking…")
@@ -133,7 +135,6 @@ class TerminalRenderer(Renderer):
             from .answer import extract
 
             state["answer"] = extract(state["text"][-4000:], complete=False).answer
-        self._live.update(self._table())
 
     def _table(self) -> Any:
         from collections import Counter

@@ -110,10 +110,10 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
                           for c, e in zip(completions, extractions)]
         result.votes = [{"answer": g.answer, "count": g.count, "samples": list(g.samples)}
                         for g in vote.groups]
-        best = _representative(completions, vote.groups[0].samples if vote.groups else ())
+        winners = vote.groups[0].samples if vote.groups else ()
+        best = completions[winners[0]] if winners else completions[0]  # shown for the vote
         result.completion, result.finish_reason = best.text, best.finish_reason
-        result.fallback = bool(vote.answer is not None and all(
-            extractions[i].fallback for i in (vote.groups[0].samples if vote.groups else ())))
+        result.fallback = bool(winners) and all(extractions[i].fallback for i in winners)
     if result.answer is not None and options.check:
         from . import verify
 
@@ -141,10 +141,3 @@ def decided(finished: list, total: int, timeout: float = 2.0) -> bool:
     runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0
     unfinished = total - sum(1 for c in finished if c.finish_reason in ("stop", "length"))
     return votes.groups[0].count > runner_up + unfinished
-
-
-def _representative(completions: list, winners: tuple) -> Any:
-    """The completion shown for a vote: the first sample that gave the winning answer."""
-    for i in winners:
-        return completions[i]
-    return completions[0]
