@@ -245,16 +245,3 @@ def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict
         correct = verdict.correct if verdict.extracted is not None else False
         yield {"id": rid, "extracted": verdict.extracted, "fallback": verdict.fallback,
                "correct": correct}
-
-
-def read_jsonl(text: str) -> Iterable[tuple[int, Any]]:
-    """(line number, object) pairs; a bad line comes back as an error string."""
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield n, f"line {n} is not valid JSON ({exc.msg})"
-            continue
-        yield (n, row) if isinstance(row, dict) else (n, f"line {n} is not a JSON object")

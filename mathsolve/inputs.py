@@ -87,17 +87,23 @@ def _blocks(lines: list[str]) -> Iterator[Problem]:
             block = []
 
 
-def _json_lines(lines: Iterable[str]) -> Iterator[Problem]:
+def json_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict | str]]:
+    """(line number, object) per non-blank JSON line; a bad line comes back as its error."""
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield Problem(str(n), "", error=f"line {n} is not valid JSON ({exc.msg})")
+            yield n, f"line {n} is not valid JSON ({exc.msg})"
             continue
-        if not isinstance(row, dict):
-            yield Problem(str(n), "", error=f"line {n} is not a JSON object")
+        yield (n, row) if isinstance(row, dict) else (n, f"line {n} is not a JSON object")
+
+
+def _json_lines(lines: Iterable[str]) -> Iterator[Problem]:
+    for n, row in json_rows(lines):
+        if isinstance(row, str):
+            yield Problem(str(n), "", error=row)
             continue
         pid = str(row["id"]) if row.get("id") is not None else str(n)
         text = row.get("problem", row.get("question"))
