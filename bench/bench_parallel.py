@@ -81,7 +81,7 @@ def main() -> None:
     with_reuse = [engine.generate(engine.render(p), one).prompt_seconds for p in problems]
     without = []
     for p in problems:
-        engine._prefix = []  # forget the cached prefix: every prompt is evaluated whole
+        engine.forget_prefixes()  # every prompt is evaluated whole
         without.append(engine.generate(engine.render(p), one).prompt_seconds)
     a, b = sum(with_reuse) / len(problems), sum(without) / len(problems)
     print(f"prefix reuse over {len(problems)} problems: prompt {a * 1000:.1f} ms/problem with, "

@@ -37,6 +37,11 @@ class SamplingConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def draw_key(self) -> tuple[float, float, int, float]:
+        """What decides how a token is drawn, the seed and length aside."""
+        return (self.temperature, self.top_p, self.top_k, self.min_p)
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -47,4 +52,6 @@ class EngineConfig:
     n_threads: int | None = None  # None: physical core count
     gpu: bool = True  # offload all layers when the build supports it
     verbose: bool = False
+    sampler: str = "auto"  # "auto", "graph", "vector" or "chain": see engine.choose_path
+    parallel: int | None = None  # sequences in flight; None: sized from memory and the work
     extra: dict = field(default_factory=dict)

@@ -1,18 +1,16 @@
-"""The per-sample side of decoding: events, completions, sampler chains, Ctrl-C inside
-llama_decode. engine.py drives the batch; each sample's state lives here."""
+"""The per-sample side of decoding: events, completions, jobs, sampler chains, Ctrl-C inside
+llama_decode. batch.py schedules the samples and engine.py drives llama.cpp; the state of
+each sample and each prompt lives here, as plain data."""
 
 from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 from .config import SamplingConfig
 from .stream import ThinkSplitter, Utf8Stream
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 OnEvent = Callable[["TextEvent"], None]
 StopWhen = Callable[[list["Completion"]], bool]
@@ -39,6 +37,7 @@ class Completion:
     completion_tokens: int
     seconds: float
     prompt_seconds: float
+    tokens: tuple[int, ...] = ()  # the token ids drawn (local engine), stop token included
 
 
 class GenerationInterrupted(KeyboardInterrupt):
@@ -98,50 +97,91 @@ class InterruptibleDecode:
             raise KeyboardInterrupt
 
 
-class SampleState:
-    """One sample being decoded: its sampler chain, position, text and finish state."""
+class Vocabulary(Protocol):
+    """What a sample needs from the model to turn tokens into text."""
 
-    def __init__(self, engine: "Engine", sample: int, seq_id: int, sampling: SamplingConfig,
-                 n_prompt: int, max_tokens: int, in_think: bool, on_event: OnEvent | None):
-        self.engine = engine
+    def is_stop(self, token: int) -> bool: ...
+
+    def token_bytes(self, token: int) -> bytes: ...
+
+
+@dataclass(eq=False)
+class Job:
+    """One prompt and its K samplings, as batch.Scheduler runs them; `tag` is the caller's."""
+
+    tokens: list[int]
+    samplings: list[SamplingConfig]
+    in_think: bool = False
+    on_event: OnEvent | None = None
+    stop_when: StopWhen | None = None
+    tag: object = None
+    done: dict[int, Completion] = field(default_factory=dict)
+    started: int = 0
+    prompt_seconds: float = 0.0
+    cancelled: bool = False
+    start: float = 0.0  # when its first sample was admitted; samples' seconds count from here
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == len(self.samplings)
+
+    def completions(self) -> list[Completion]:
+        return [self.done[i] for i in range(len(self.samplings))]
+
+
+class SampleState:
+    """One sample being decoded: its slot, position, text and finish state.
+
+    `chain` is llama.cpp's sampler chain for the "chain" and "graph" sampling paths (None on
+    the vectorised path, which samples every row at once from `seed` and `steps`).
+    """
+
+    def __init__(self, vocab: Vocabulary, job: Job, sample: int, seq_id: int, max_tokens: int,
+                 chain: object = None) -> None:
+        self.vocab = vocab
+        self.job = job
         self.sample = sample
         self.seq_id = seq_id
-        self.sampling = sampling
-        self.n_prompt = n_prompt
-        self.pos = n_prompt
+        self.sampling = job.samplings[sample]
+        self.n_prompt = len(job.tokens)
+        self.pos = self.n_prompt - 1  # the last prompt token is decoded in the first step
+        self.next_input = job.tokens[-1]
         self.max_tokens = max(0, max_tokens)
-        self.on_event = on_event
-        self.sampler = sampler_chain(sampling)
+        self.on_event = job.on_event
+        self.chain = chain
         self.utf8 = Utf8Stream()
-        self.splitter = ThinkSplitter(in_think=in_think)
+        self.splitter = ThinkSplitter(in_think=job.in_think)
         self.parts: list[str] = []
+        self.ids: list[int] = []
         self.n_generated = 0
-        self.last_token = -1
         self.finish: str | None = None
+        self.start = job.start or time.perf_counter()
         self.seconds = 0.0
         self.prompt_seconds = 0.0
 
-    def sample_from(self, ctx, row: int) -> int:
-        import llama_cpp
+    @property
+    def steps(self) -> int:
+        """Tokens drawn so far (the counter of the vectorised sampler's random stream)."""
+        return self.n_generated
 
-        return llama_cpp.llama_sampler_sample(self.sampler, ctx, row)
-
-    def accept(self, token: int, start: float) -> None:
+    def accept(self, token: int) -> None:
         """Record a sampled token; decide whether this sequence is finished."""
-        if self.engine.is_stop(token):
-            self._end("stop", start)
+        self.ids.append(token)
+        if self.vocab.is_stop(token):
+            self.end("stop")
             return
-        self.last_token = token
+        self.next_input = token
+        self.pos += 1
         self.n_generated += 1
-        self._text(self.utf8.feed(self.engine.token_bytes(token)))
+        self._text(self.utf8.feed(self.vocab.token_bytes(token)))
         if self.n_generated >= self.max_tokens:
-            self._end("length", start)
+            self.end("length")
 
-    def _end(self, reason: str, start: float) -> None:
+    def end(self, reason: str) -> None:
         self._text(self.utf8.flush())
         self._emit(self.splitter.flush())
         self.finish = reason
-        self.seconds = time.perf_counter() - start
+        self.seconds = time.perf_counter() - self.start
 
     def _text(self, text: str) -> None:
         if text:
@@ -153,20 +193,14 @@ class SampleState:
             for kind, text in pieces:
                 self.on_event(TextEvent(self.sample, text, kind))
 
-    def completion(self, start: float, *, interrupted: bool = False) -> Completion:
+    def completion(self, *, interrupted: bool = False) -> Completion:
         if self.finish is None:
             self.parts.append(self.utf8.flush())
-            self.seconds = time.perf_counter() - start
+            self.seconds = time.perf_counter() - self.start
         reason = self.finish or ("interrupted" if interrupted else "length")
         return Completion(self.sample, self.sampling.seed, "".join(self.parts), reason,
-                          self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds)
-
-    def free(self) -> None:
-        import llama_cpp
-
-        if self.sampler is not None:
-            llama_cpp.llama_sampler_free(self.sampler)
-            self.sampler = None
+                          self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds,
+                          tuple(self.ids))
 
 
 def sampler_chain(s: SamplingConfig):

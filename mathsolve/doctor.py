@@ -58,7 +58,9 @@ def collect() -> dict:
     import llama_cpp
 
     from . import models
+    from .config import SamplingConfig
     from .engine import physical_cores
+    from .sampling import choose_path, describe_path
 
     raw = llama_cpp.llama_print_system_info()
     system_info = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
@@ -76,6 +78,8 @@ def collect() -> dict:
         "gpu_offload": gpu_offload,
         "backend": backend_from_system_info(system_info, gpu_offload),
         "gpu_detected": gpu or "none",
+        "sampler": describe_path(choose_path("auto", gpu=gpu_offload, samplings=[SamplingConfig()],
+                                             graph_available=hasattr(llama_cpp, "llama_set_sampler"))),
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count() or 1,
         "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",

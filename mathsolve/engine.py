@@ -1,66 +1,46 @@
-"""llama.cpp engine: load a GGUF, then decode K samples of one prompt as one batch.
+"""llama.cpp engine: load a GGUF, then decode many samples of one or many prompts as one batch.
 
 Built on llama-cpp-python's low-level API because the high-level `Llama` decodes a single
-sequence. The flow, in named steps:
+sequence. batch.Scheduler decides which sample runs on which sequence (slot) and when; this
+module does what touches llama.cpp, in named steps:
 
-* `_prefill`: the prompt is evaluated once, on sequence 0. Sequence 0 keeps the prompt's KV
-  after the run, so the next prompt only evaluates what differs from it (prefix reuse:
-  the system prompt and template head are computed once per session).
-* `_fork`: `llama_memory_seq_cp` copies sequence 0 to sequences 1..K-1. (A prompt batch that
-  carries all K sequence ids would need a unified KV cache; llama.cpp 0.3.36 rejects it.)
-* `_decode_step`: one token of every live sequence in one `llama_decode`, then every
-  sequence samples from its own row with its own sampler chain and seed.
-* `_finish`: a sequence that stops leaves the batch and frees its KV cells (sequence 0 is
-  trimmed back to the prompt instead, for prefix reuse).
+* `prepare_slot`: give a slot the prompt's KV minus its last token (kept from an earlier
+  sample, copied from a running sibling, or prefilled in chunks that Ctrl-C can stop);
+* `decode_rows`: one token of every running sample in one `llama_decode`;
+* `sample_rows`: a token per row, on one of three paths (see `choose_path`): "graph"
+  (llama.cpp samples inside its compute graph, so only token ids leave the GPU), "vector"
+  (sampling.BatchSampler: every row at once with numpy, on all cores) or "chain" (llama.cpp's
+  sampler chain per sample on the CPU);
+* `release`: a finished sample's slot is trimmed back to its prompt and is free again.
 
-The KV cache is not unified: each sequence has a stream of `n_ctx_seq` cells, so attention
-cost per sequence does not grow with K.
+The KV cache is not unified: each slot has a stream of its own, so attention per sample does
+not grow with the number of samples.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import time
 from pathlib import Path
 from typing import Callable
 
+from . import sizing
+from .batch import OnDone, Scheduler
 from .config import STOP_TOKENS, EngineConfig, SamplingConfig
-from .decode import (Completion, GenerationInterrupted, InterruptibleDecode, OnEvent, SampleState,
-                     StopWhen, TextEvent, unstarted)
+from .decode import (Completion, GenerationInterrupted, InterruptibleDecode, Job, OnEvent,
+                     SampleState, StopWhen, TextEvent, sampler_chain, unstarted)
 from .errors import EngineError, InputError, ModelError
+from .sizing import physical_cores
 from .stream import think_open_at_end
 
-__all__ = ["Completion", "Engine", "GenerationInterrupted", "TextEvent", "physical_cores"]
+__all__ = ["Completion", "Engine", "GenerationInterrupted", "Job", "TextEvent", "physical_cores"]
 
 GGUF_MAGIC = b"GGUF"
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
-KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
+PATHS = ("auto", "graph", "vector", "chain")
 
 Warn = Callable[[str], None]
-
-
-def physical_cores() -> int:
-    """Physical cores we may run on: SMT siblings share one core's FPU, so llama.cpp decodes
-    no faster (often slower) with them. Linux: distinct (physical id, core id) pairs among
-    the CPUs in our affinity mask; elsewhere os.cpu_count()."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return max(1, len(allowed))
-    cores: set[tuple[str, str]] = set()
-    for block in text.strip().split("\n\n"):
-        fields = dict(
-            (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in block.splitlines())
-        )
-        if fields.get("processor", "").isdigit() and int(fields["processor"]) in allowed:
-            cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
-    return max(1, len(cores) or len(allowed))
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,25 +83,35 @@ def check_gguf_file(path: Path,
 
 
 class Engine:
-    """A loaded model plus one llama.cpp context, recreated only when K or length grows."""
+    """A loaded model plus one llama.cpp context, recreated only when it must grow."""
 
     def __init__(self, cfg: EngineConfig, model, *, load_seconds: float, gpu_offload: bool,
                  warn: Warn | None) -> None:
         import llama_cpp
 
+        if cfg.sampler not in PATHS:
+            raise EngineError(f"unknown sampler {cfg.sampler!r}: choose one of {', '.join(PATHS)}")
         self._cfg = cfg
         self._model = model
         self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._load_seconds = load_seconds
         self._gpu_offload = gpu_offload
         self._warn = warn or (lambda message: None)
         self._threads = cfg.n_threads or physical_cores()
         self._ctx = None
         self._ctx_seqs = 0
-        self._ctx_seq_cells = 0
+        self._ctx_cells = 0
+        self._ctx_graph = False
         self._batch = None
-        self._prefix: list[int] = []  # tokens whose KV sequence 0 holds
+        self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
+        self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
         self._last_prefill = 0
+        self._last_path = ""
+        self._refused_noted = False
+        self._vector = None
+        self._pieces: dict[int, bytes] = {}
+        self._stops: dict[int, bool] = {}
         self._stop_ids = self._find_stop_ids()
 
     # ---- loading -------------------------------------------------------------------------
@@ -157,6 +147,9 @@ class Engine:
         import llama_cpp
 
         self._free_context()
+        if self._vector is not None:
+            self._vector.close()
+            self._vector = None
         if self._model is not None:
             llama_cpp.llama_model_free(self._model)
             self._model = None
@@ -164,7 +157,7 @@ class Engine:
     def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -208,17 +201,59 @@ class Engine:
 
     @property
     def last_prefill_tokens(self) -> int:
-        """Prompt tokens the last generate evaluated (the rest came from prefix reuse)."""
+        """Prompt tokens the last run evaluated by prefill (the rest came from prefix reuse)."""
         return self._last_prefill
 
+    @property
+    def last_sampler_path(self) -> str:
+        """The sampling path of the last run: "graph", "vector" or "chain"."""
+        return self._last_path
+
     def kv_sequence_lengths(self) -> list[int]:
-        """KV cells held per sequence (diagnostics: finished samples must hold none)."""
+        """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
         import llama_cpp
 
         if self._ctx is None:
             return []
         mem = llama_cpp.llama_get_memory(self._ctx)
         return [llama_cpp.llama_memory_seq_pos_max(mem, s) + 1 for s in range(self._ctx_seqs)]
+
+    def forget_prefixes(self) -> None:
+        """Drop every slot's kept prompt, so the next prompt is evaluated whole (benchmarks)."""
+        import llama_cpp
+
+        if self._ctx is not None:
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+        self._slot_tokens = [[] for _ in self._slot_tokens]
+
+    def logits_of(self, tokens: list[int]):  # noqa: ANN201 - a numpy array
+        """The logits after each of `tokens` (len x vocab), from a context of their own: what
+        the model says at each step, to check what the samplers drew (tests, diagnostics)."""
+        import llama_cpp
+        import numpy as np
+
+        n = len(tokens)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = sizing.round_up(n + 1, sizing.KV_PAD)
+        params.n_batch = params.n_ubatch = max(PROMPT_CHUNK, n)
+        params.n_seq_max = 1
+        params.n_threads = params.n_threads_batch = self._threads
+        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if ctx is None:
+            raise EngineError(f"llama.cpp could not allocate a context of {n} tokens")
+        batch = llama_cpp.llama_batch_init(n, 0, 1)
+        try:
+            for i, tok in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, i, 1
+                batch.seq_id[i][0], batch.logits[i] = 0, 1
+            batch.n_tokens = n
+            if llama_cpp.llama_decode(ctx, batch) != 0:
+                raise EngineError("llama_decode failed while computing logits")
+            return np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx),
+                                         shape=(n, self._n_vocab)).copy()
+        finally:
+            llama_cpp.llama_batch_free(batch)
+            llama_cpp.llama_free(ctx)
 
     # ---- text ----------------------------------------------------------------------------
 
@@ -242,19 +277,26 @@ class Engine:
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (special tokens rendered), possibly half a character."""
-        import llama_cpp
+        piece = self._pieces.get(token)
+        if piece is None:
+            import llama_cpp
 
-        buf = ctypes.create_string_buffer(64)
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
-        return buf.raw[:n]
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
+            piece = self._pieces[token] = buf.raw[:n]
+        return piece
 
     def is_stop(self, token: int) -> bool:
-        import llama_cpp
+        stop = self._stops.get(token)
+        if stop is None:
+            import llama_cpp
 
-        return token in self._stop_ids or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            stop = token in self._stop_ids or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            self._stops[token] = stop
+        return stop
 
     def _find_stop_ids(self) -> frozenset[int]:
         ids = set()
@@ -263,6 +305,18 @@ class Engine:
             if len(toks) == 1:
                 ids.add(toks[0])
         return frozenset(ids)
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """The prompt's tokens, or an InputError when it is empty or does not fit the context."""
+        tokens = self.tokenize(prompt)
+        if not tokens:
+            raise InputError("the prompt is empty; give a problem to solve")
+        if len(tokens) >= self._cfg.n_ctx:
+            raise InputError(
+                f"the prompt is {len(tokens)} tokens but the context holds {self._cfg.n_ctx}; "
+                "shorten the problem or raise --ctx"
+            )
+        return tokens
 
     # ---- generation ----------------------------------------------------------------------
 
@@ -280,46 +334,55 @@ class Engine:
         """
         if not samplings:
             raise EngineError("no samples requested; use --samples 1 or more")
-        for s in samplings:
-            if s.max_tokens < 1:
-                raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
-        tokens = self.tokenize(prompt)
-        if not tokens:
-            raise InputError("the prompt is empty; give a problem to solve")
-        if len(tokens) >= self._cfg.n_ctx:
-            raise InputError(
-                f"the prompt is {len(tokens)} tokens but the context holds {self._cfg.n_ctx}; "
-                "shorten the problem or raise --ctx"
-            )
-        need = min(self._cfg.n_ctx, len(tokens) + max(s.max_tokens for s in samplings))
-        group = self._group_size(len(samplings), need)
-        in_think = think_open_at_end(prompt)
-        done: list[Completion] = []
-        first = 0
-        while first < len(samplings):
-            try:
-                with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
-                    group = self._ensure_context(min(group, len(samplings) - first), need)
-                part = samplings[first:first + group]
-                ask = None if stop_when is None else (lambda fin, done=done: stop_when(done + fin))
-                done += self._run_group(tokens, part, first, in_think, on_event, ask)
-                if stop_when is not None and first + group < len(samplings) and stop_when(done):
-                    done += [unstarted(i, s, len(tokens), "cancelled")
-                             for i, s in enumerate(samplings[first + group:], first + group)]
-                    break
-            except GenerationInterrupted as stop:
-                rest = [unstarted(i, s, len(tokens))
-                        for i, s in enumerate(samplings[first + len(stop.completions):],
-                                              first + len(stop.completions))]
-                raise GenerationInterrupted(done + stop.completions + rest) from None
-            except KeyboardInterrupt:  # while creating the context
-                rest = [unstarted(i, s, len(tokens))
-                        for i, s in enumerate(samplings[first:], first)]
-                raise GenerationInterrupted(done + rest) from None
-            first += group
-        return done
+        job = Job(self.prompt_tokens(prompt), list(samplings), think_open_at_end(prompt),
+                  on_event, stop_when)
+        self.run([job])
+        return job.completions()
 
-    # ---- KV sizing ---------------------------------------------------------------------------
+    def run(self, jobs: list[Job], on_done: OnDone | None = None, *,
+            parallel: int | None = None) -> None:
+        """Decode every job's samples, several jobs in flight when the slots allow; on_done(job)
+        is called as each job finishes (in the order they finish)."""
+        jobs = [j for j in jobs if j.samplings]
+        if not jobs:
+            return
+        for job in jobs:
+            for s in job.samplings:
+                if s.max_tokens < 1:
+                    raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
+        need = min(self._cfg.n_ctx,
+                   max(len(j.tokens) + max(s.max_tokens for s in j.samplings) for j in jobs))
+        widest = max(len(j.samplings) for j in jobs)
+        wanted = parallel or self._cfg.parallel
+        if not wanted:  # one job: its K samples; several: as many samples as make sense
+            total = sum(len(j.samplings) for j in jobs)
+            wanted = widest if len(jobs) == 1 else max(widest, min(total, self._sequence_cap()))
+        path = self.choose_path([s for j in jobs for s in j.samplings])
+        slots = self._fit(min(wanted, sizing.MAX_SEQUENCES), need, widest)
+        self._last_prefill = 0
+        self._last_path = path
+        try:
+            with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
+                slots = self._ensure_context(slots, need, graph=path == "graph")
+        except KeyboardInterrupt:
+            first = jobs[0]
+            raise GenerationInterrupted([unstarted(i, s, len(first.tokens))
+                                         for i, s in enumerate(first.samplings)]) from None
+        Scheduler(self, slots, path, on_done).run(jobs)
+
+    def _sequence_cap(self) -> int:
+        return sizing.MAX_SEQUENCES if self._gpu_offload else sizing.CPU_SEQUENCES
+
+    def choose_path(self, samplings: list[SamplingConfig]) -> str:
+        """The sampling path for these samplings (see sampling.choose_path)."""
+        import llama_cpp
+
+        from .sampling import choose_path
+
+        return choose_path(self._cfg.sampler, gpu=self._gpu_offload, samplings=samplings,
+                           graph_available=hasattr(llama_cpp, "llama_set_sampler"))
+
+    # ---- sizing and the context --------------------------------------------------------------
 
     def _kv_bytes_per_cell(self) -> int:
         import llama_cpp
@@ -343,36 +406,24 @@ class Engine:
         n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, 256)
         return buf.value.decode("utf-8", "replace") if n >= 0 else None
 
-    def _kv_budget_cells(self) -> int | None:
-        """KV cells we may allocate: cfg.extra["kv_budget_tokens"], else half of the free RAM
-        on CPU (a GPU that cannot hold it fails context creation, and we halve then)."""
-        explicit = self._cfg.extra.get("kv_budget_tokens")
-        if explicit:
-            return int(explicit)
-        if self._gpu_offload:
-            return None
-        free = _available_ram()
-        return None if free is None else free // 2 // self._kv_bytes_per_cell()
+    def _fit(self, wanted: int, need: int, widest: int) -> int:
+        cells = sizing.round_up(need, sizing.KV_PAD)
+        budget = self._cfg.extra.get("kv_budget_tokens")
+        slots = sizing.sequences_that_fit(wanted, cells, self._kv_bytes_per_cell(),
+                                          gpu=self._gpu_offload,
+                                          budget_cells=int(budget) if budget else None)
+        if slots < widest:
+            self._warn(f"the KV cache for {widest} samples x {need} tokens does not fit; "
+                       f"decoding them in groups of {slots}")
+        return slots
 
-    def _group_size(self, k: int, need: int) -> int:
-        cells = _round_up(need, KV_PAD)
-        budget = self._kv_budget_cells()
-        group = k if budget is None else max(1, min(k, budget // cells))
-        if group < k:
-            self._warn(
-                f"the KV cache for {k} samples x {need} tokens does not fit; "
-                f"decoding them in groups of {group}"
-            )
-        return group
-
-    # ---- context -----------------------------------------------------------------------------
-
-    def _ensure_context(self, seqs: int, need: int) -> int:
-        """A context with >= seqs sequences of >= need cells; returns the sequences usable."""
+    def _ensure_context(self, seqs: int, need: int, *, graph: bool) -> int:
+        """A context with >= seqs slots of >= need cells; returns the slots usable."""
         import llama_cpp
 
-        cells = _round_up(need, KV_PAD)
-        if self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_seq_cells >= cells:
+        cells = sizing.round_up(need, sizing.KV_PAD)
+        if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_cells >= cells
+                and self._ctx_graph == graph):
             return seqs
         self._free_context()
         while True:
@@ -385,6 +436,8 @@ class Engine:
             params.n_threads_batch = self._threads
             params.kv_unified = False
             params.no_perf = True
+            if graph:  # one output per slot and step: the in-graph RNG advances per draw
+                params.n_outputs_max_per_seq = 1
             ctx = llama_cpp.llama_init_from_model(self._model, params)
             if ctx is not None:
                 break
@@ -395,10 +448,10 @@ class Engine:
                 )
             seqs = max(1, seqs // 2)
             self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
-        self._ctx, self._ctx_seqs = ctx, seqs
-        self._ctx_seq_cells = llama_cpp.llama_n_ctx_seq(ctx)
+        self._ctx, self._ctx_seqs, self._ctx_graph = ctx, seqs, graph
+        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
-        self._prefix = []
+        self._slot_tokens = [[] for _ in range(seqs)]
         return seqs
 
     def _free_context(self) -> None:
@@ -408,151 +461,155 @@ class Engine:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
         if self._ctx is not None:
+            for slot in list(self._attached):
+                llama_cpp.llama_set_sampler(self._ctx, slot, None)
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-        self._prefix = []
+        for chain in self._attached.values():
+            llama_cpp.llama_sampler_free(chain)
+        self._attached = {}
+        self._slot_tokens = []
 
-    # ---- the decoding steps ------------------------------------------------------------------
+    # ---- slots (batch.Slots) -------------------------------------------------------------------
 
-    def _run_group(self, tokens: list[int], samplings: list[SamplingConfig], first: int,
-                   in_think: bool, on_event: OnEvent | None,
-                   stop_when: StopWhen | None = None) -> list[Completion]:
+    def best_slot(self, free: list[int], prefix: list[int]) -> int:
+        """The free slot already holding the longest part of `prefix` (lowest id on ties)."""
+        return max(free, key=lambda s: (_common_prefix(self._slot_tokens[s], prefix), -s))
+
+    def prepare_slot(self, slot: int, prompt: list[int], sibling: SampleState | None) -> float:
+        """Make `slot` hold the KV of prompt[:-1]; returns the seconds spent prefilling."""
         import llama_cpp
 
-        start = time.perf_counter()
-        seqs: list[SampleState] = []
-        try:
-            limit = min(self._cfg.n_ctx, self._ctx_seq_cells)
-            mem = llama_cpp.llama_get_memory(self._ctx)
-            prefill_start = time.perf_counter()
-            for j, s in enumerate(samplings):
-                seqs.append(SampleState(self, first + j, j, s, len(tokens),
-                                      min(s.max_tokens, limit - len(tokens)), in_think, on_event))
-            last = self._prefill(mem, tokens)
-            self._fork(mem, len(seqs))
-            prompt_seconds = time.perf_counter() - prefill_start
-            for seq in seqs:
-                seq.prompt_seconds = prompt_seconds
-                seq.accept(seq.sample_from(self._ctx, last), start)
-            live = [seq for seq in seqs if seq.finish is None]
-            self._release(mem, [seq for seq in seqs if seq.finish is not None], len(tokens))
-            while live:
-                self._decode_step(live)
-                for row, seq in enumerate(live):
-                    seq.accept(seq.sample_from(self._ctx, row), start)
-                ended = [seq for seq in live if seq.finish is not None]
-                if ended and stop_when is not None and stop_when(
-                        [seq.completion(start) for seq in seqs if seq.finish is not None]):
-                    for seq in live:
-                        if seq.finish is None:
-                            seq._end("cancelled", start)
-                    ended = live
-                if ended:
-                    self._release(mem, ended, len(tokens))
-                    live = [seq for seq in live if seq.finish is None]
-        except KeyboardInterrupt:
-            self._abandon(len(tokens))
-            raise GenerationInterrupted(
-                [seq.completion(start, interrupted=True) for seq in seqs]
-            ) from None
-        finally:
-            for seq in seqs:
-                seq.free()
-        return [seq.completion(start) for seq in seqs]
-
-    def _prefill(self, mem, tokens: list[int]) -> int:
-        """Evaluate the prompt on sequence 0, reusing the KV of the prefix it already holds.
-        Returns the batch row holding the last prompt token's logits."""
-        import llama_cpp
-
-        common = _common_prefix(self._prefix, tokens)
-        common = min(common, len(tokens) - 1)  # the last token is re-evaluated for its logits
-        if not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
-            llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
+        want = prompt[:-1]
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        common = _common_prefix(self._slot_tokens[slot], want)
+        if common < len(want) and sibling is not None:  # a running sibling holds the prompt
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, -1, -1)
+            common = len(want)
+        if not llama_cpp.llama_memory_seq_rm(mem, slot, common, -1):
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
             common = 0
-        self._prefix = []
-        self._last_prefill = len(tokens) - common
-        row = 0
-        with InterruptibleDecode(self._ctx):
-            row = self._prefill_chunks(tokens, common)
-        self._prefix = list(tokens)
-        return row
+        self._slot_tokens[slot] = want[:common]
+        if common == len(want):
+            self._slot_tokens[slot] = list(want)
+            return 0.0
+        start = time.perf_counter()
+        try:
+            with InterruptibleDecode(self._ctx):
+                self._prefill(slot, want, common)
+        except BaseException:  # Ctrl-C or a failed decode: the slot's KV is not known to be whole
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            self._slot_tokens[slot] = []
+            raise
+        self._slot_tokens[slot] = list(want)
+        self._last_prefill += len(want) - common
+        return time.perf_counter() - start
 
-    def _prefill_chunks(self, tokens: list[int], common: int) -> int:
-        row = 0
-        for at in range(common, len(tokens), PROMPT_CHUNK):
-            chunk = tokens[at:at + PROMPT_CHUNK]
-            b = self._batch
+    def _prefill(self, slot: int, tokens: list[int], at: int) -> None:
+        """Evaluate tokens[at:] on `slot` in chunks; no logits are needed."""
+        b = self._batch
+        for first in range(at, len(tokens), PROMPT_CHUNK):
+            chunk = tokens[first:first + PROMPT_CHUNK]
             for i, tok in enumerate(chunk):
                 b.token[i] = tok
-                b.pos[i] = at + i
+                b.pos[i] = first + i
                 b.n_seq_id[i] = 1
-                b.seq_id[i][0] = 0
+                b.seq_id[i][0] = slot
                 b.logits[i] = 0
-            b.logits[len(chunk) - 1] = 1
             b.n_tokens = len(chunk)
             self._decode()
-            row = len(chunk) - 1
-        return row
 
-    def _fork(self, mem, k: int) -> None:
-        """Give sequences 1..k-1 their own copy of the prompt's KV (a full stream copy)."""
+    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState:
+        sampling = job.samplings[index]
+        limit = min(self._cfg.n_ctx, self._ctx_cells)
+        chain = None
+        if path != "vector":
+            chain = sampler_chain(sampling)
+            if path == "graph":
+                self._attach(slot, chain)
+        return SampleState(self, job, index, slot, min(sampling.max_tokens, limit - len(job.tokens)),
+                           chain)
+
+    def _attach(self, slot: int, chain: object) -> None:
+        """Hand the chain to llama.cpp's graph for this slot; llama.cpp may refuse, and then the
+        same chain samples on the CPU (llama_sampler_sample does both)."""
         import llama_cpp
 
-        for seq_id in range(1, k):
-            llama_cpp.llama_memory_seq_rm(mem, seq_id, -1, -1)
-            llama_cpp.llama_memory_seq_cp(mem, 0, seq_id, -1, -1)
+        old = self._attached.pop(slot, None)
+        if llama_cpp.llama_set_sampler(self._ctx, slot, chain):
+            self._attached[slot] = chain
+        elif not self._refused_noted:
+            self._refused_noted = True
+            self._warn("llama.cpp refused to sample inside its graph; sampling on the CPU")
+        if old is not None:
+            llama_cpp.llama_sampler_free(old)
 
-    def _decode_step(self, live: list["SampleState"]) -> None:
-        """One new token for every live sequence, all in one llama_decode."""
+    def decode_rows(self, rows: list[SampleState]) -> None:
+        """One new token for every running sample, all in one llama_decode."""
         b = self._batch
-        for i, seq in enumerate(live):
-            b.token[i] = seq.last_token
+        for i, seq in enumerate(rows):
+            b.token[i] = seq.next_input
             b.pos[i] = seq.pos
             b.n_seq_id[i] = 1
             b.seq_id[i][0] = seq.seq_id
             b.logits[i] = 1
-            seq.pos += 1
-        b.n_tokens = len(live)
+        b.n_tokens = len(rows)
         self._decode()
+
+    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]:
+        import llama_cpp
+
+        if path == "vector":
+            return self._sample_vector(rows)
+        ctx = self._ctx
+        return [llama_cpp.llama_sampler_sample(seq.chain, ctx, i) for i, seq in enumerate(rows)]
+
+    def _sample_vector(self, rows: list[SampleState]) -> list[int]:
+        import llama_cpp
+        import numpy as np
+
+        from .sampling import BatchSampler
+
+        if self._vector is None:
+            self._vector = BatchSampler(self._n_vocab, self._threads)
+        n = len(rows)
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self._ctx), shape=(n, self._n_vocab))
+        seeds = np.fromiter((seq.sampling.seed for seq in rows), dtype=np.int64, count=n)
+        steps = np.fromiter((seq.steps for seq in rows), dtype=np.int64, count=n)
+        first = rows[0].sampling
+        if all(seq.sampling.draw_key == first.draw_key for seq in rows):
+            return self._vector.sample(logits, first, seeds, steps).tolist()
+        out = np.empty(n, dtype=np.int64)
+        for i, seq in enumerate(rows):  # mixed samplings in one batch: row by row
+            out[i:i + 1] = self._vector.sample(logits[i:i + 1], seq.sampling, seeds[i:i + 1],
+                                               steps[i:i + 1])
+        return out.tolist()
+
+    def release(self, seq: SampleState) -> None:
+        """A sample left the batch: its slot keeps only the prompt (for the next sample)."""
+        import llama_cpp
+
+        if seq.chain is not None and self._attached.get(seq.seq_id) is not seq.chain:
+            llama_cpp.llama_sampler_free(seq.chain)  # an attached chain is freed when replaced
+        seq.chain = None
+        if self._ctx is None:
+            return
+        keep = len(self._slot_tokens[seq.seq_id])
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, keep, -1)
 
     def _decode(self) -> None:
         import llama_cpp
 
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
         if rc == 2:  # aborted by InterruptibleDecode: Ctrl-C during a long prompt
-            self._prefix = []
             raise KeyboardInterrupt
         if rc != 0:
-            self._prefix = []
             raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
 
-    def _release(self, mem, ended: list["SampleState"], n_prompt: int) -> None:
-        """Free finished sequences' KV; sequence 0 keeps the prompt for prefix reuse."""
-        import llama_cpp
 
-        for seq in ended:
-            if seq.seq_id == 0:
-                llama_cpp.llama_memory_seq_rm(mem, 0, n_prompt, -1)
-            else:
-                llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, -1, -1)
-
-    def _abandon(self, n_prompt: int) -> None:
-        """After Ctrl-C: drop every sampled sequence; keep the prompt only if it is whole."""
-        import llama_cpp
-
-        if self._ctx is None:
-            return
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        for seq_id in range(1, self._ctx_seqs):
-            llama_cpp.llama_memory_seq_rm(mem, seq_id, -1, -1)
-        if self._prefix:
-            llama_cpp.llama_memory_seq_rm(mem, 0, n_prompt, -1)
-        else:
-            llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
-
-
-def _load_model(path: Path, *, gpu: bool):
+def _load_model(path: Path, *, gpu: bool):  # noqa: ANN202 - a ctypes pointer or None
     import llama_cpp
 
     params = llama_cpp.llama_model_default_params()
@@ -568,17 +625,3 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def _round_up(n: int, step: int) -> int:
-    return -(-n // step) * step
-
-
-def _available_ram() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None

@@ -78,3 +78,12 @@ def tiny_qwen3_realtok_dir(qwen3_tokenizer_dir: Path, tmp_path_factory: pytest.T
     return tinymodels.make_checkpoint(tmp_path_factory.mktemp("realtok") / "tiny-qwen3-realtok",
                                       tokenizer=qwen3_tokenizer_dir, vocab_size=151936, hidden=32,
                                       heads=2, kv_heads=1, head_dim=16, ffn=32, layers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_realtok_gguf(tiny_qwen3_realtok_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """q8_0 GGUF of the real-vocabulary tiny Qwen3: 151,936 logits per row, as the real model."""
+    from mathsolve_convert import convert
+
+    return convert(tiny_qwen3_realtok_dir, tmp_path_factory.mktemp("gguf") / "tiny-realtok-q8_0.gguf",
+                   "q8_0")

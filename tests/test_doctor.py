@@ -9,7 +9,7 @@ from mathsolve import doctor
 KEYS = {
     "llama_cpp_python", "system_info", "gpu_offload", "backend", "gpu_detected",
     "physical_cores", "logical_cpus", "platform", "cache_root", "free_disk_gb",
-    "cached_models", "reinstall",
+    "cached_models", "reinstall", "sampler",
 }
 
 
@@ -24,6 +24,8 @@ def test_collect_reports_the_installed_build_and_cache(tmp_path, monkeypatch):
     assert info["gpu_offload"] == bool(llama_cpp.llama_supports_gpu_offload())
     assert info["backend"] == ("CPU" if not info["gpu_offload"] else info["backend"])
     assert 1 <= info["physical_cores"] <= info["logical_cpus"]
+    # the sampling path a default run takes: in the graph on a GPU, vectorised on a CPU
+    assert info["sampler"].startswith("graph" if info["gpu_offload"] else "vector")
     assert info["cache_root"] == str(tmp_path / "cache")
     assert info["free_disk_gb"] > 0 and info["cached_models"] == []
 
