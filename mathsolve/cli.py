@@ -106,6 +106,13 @@ _SAMPLING_OPTIONS = [
     click.option("--threads", type=click.IntRange(1), default=None,
                  help="CPU threads [default: physical cores]."),
     click.option("--cpu", is_flag=True, help="Do not offload to a GPU."),
+    click.option("--parallel", type=click.IntRange(1, 256), default=None,
+                 help="Sequences decoded at once (problems x samples) [default: sized from "
+                      "free memory and --ctx]."),
+    click.option("--sampler", type=click.Choice(("auto", "graph", "vector", "chain")),
+                 default="auto", show_default=True,
+                 help="Where tokens are drawn: inside llama.cpp's graph (auto on a GPU), "
+                      "vectorised on the CPU (auto on a CPU), or llama.cpp's chain per sample."),
     click.option("-v", "--verbose", is_flag=True, help="Show llama.cpp's log and tracebacks."),
 ]
 

@@ -49,10 +49,13 @@ def _run_eval(opts: dict) -> ExitStatus:
     if missing:
         raise InputError(f"{data}: row {missing[0]} has no 'answer' to grade against")
     out_path = Path(opts["out"])
-    todo = evaluate.pending(problems, evaluate.finished_ids(out_path), opts["limit"])
+    finished, retried = evaluate.prepare_resume(out_path)
+    todo = evaluate.pending(problems, finished, opts["limit"])
     total = min(len(problems), opts["limit"] or len(problems))
     if len(todo) < total:
         note(f"resuming: {total - len(todo)} of {total} problems already in {out_path}")
+    if retried:
+        note(f"retrying {retried} problem(s) that errored in {out_path}")
     sampling = sampling_from(opts)
     options = SolveOptions(samples=opts["samples"], think=not opts["no_think"],
                            stop_when_decided=opts["stop_when_decided"], check=False)
@@ -76,24 +79,33 @@ def _run_eval(opts: dict) -> ExitStatus:
 
 
 def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, total) -> None:  # noqa: ANN001
-    """Each problem's seeds depend on its position in DATA, so a resumed run samples alike."""
+    """Each problem's seeds depend on its position in DATA, so a resumed run samples alike.
+
+    The local engine keeps several problems' samples in one batch (problems in flight) and
+    appends each record as its problem finishes; a server engine gets problems from threads.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from . import evaluate
     from .errors import MathsolveError
-    from .solve import error_result, solve
+    from .solve import error_result, solve, solve_many
+
+    def seeded(problem):  # noqa: ANN001,ANN202
+        return sampling.with_seed(sampling.seed + 1000 * positions[problem.id])
+
+    def record(result):  # noqa: ANN001,ANN202
+        return evaluate.eval_record(result, options.samples, 2.0, opts["save_completions"],
+                                    result.texts)
 
     def one(problem):  # noqa: ANN001,ANN202
         if problem.error:
-            return evaluate.eval_record(error_result(problem, problem.error, model, sampling),
-                                        options.samples, 2.0, False)
-        seeded = sampling.with_seed(sampling.seed + 1000 * positions[problem.id])
+            return record(error_result(problem, problem.error, model, sampling))
         try:
-            result = solve(engine, problem, seeded, options, model)
+            result = solve(engine, problem, seeded(problem), options, model)
         except MathsolveError as exc:
-            result = error_result(problem, str(exc), model, seeded)
-        return evaluate.eval_record(result, options.samples, 2.0, opts["save_completions"], result.texts)
+            result = error_result(problem, str(exc), model, seeded(problem))
+        return record(result)
 
     stats = {"c": 0.0, "n": 0}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -101,13 +113,21 @@ def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, tot
                   transient=False) as bar:
         task = bar.add_task("eval", total=total, completed=total - len(todo))
 
-        def progress(record: dict) -> None:
-            if not record.get("error"):
-                stats["c"] += record["c"] / record["n"]
+        def progress(rec: dict) -> None:
+            if not rec.get("error") and rec["n"]:
+                stats["c"] += rec["c"] / rec["n"]
                 stats["n"] += 1
             acc = stats["c"] / stats["n"] if stats["n"] else 0.0
             bar.update(task, advance=1, description=f"eval · accuracy {acc:.1%}")
 
+        if hasattr(engine, "run"):  # the local engine: problems in flight in one batch
+            def finished(_index: int, result) -> None:  # noqa: ANN001
+                rec = record(result)
+                out.append(rec)
+                progress(rec)
+
+            solve_many(engine, todo, seeded, options, model, finished, parallel=opts.get("parallel"))
+            return
         workers = engine.eval_workers(options.samples) if hasattr(engine, "eval_workers") else 1
         evaluate.run_eval(todo, out, one, progress, workers=min(workers, len(todo)),
                           cancel=getattr(engine, "cancel", None))

@@ -16,30 +16,64 @@ from .inputs import Problem
 # ---------------------------------------------------------------- resumable results file
 
 def finished_ids(path: Path) -> set[str]:
-    """Ids already in a results file. A torn last line (killed mid-write) is cut off first."""
+    """Ids finished in a results file, which is made ready to append to (see prepare_resume)."""
+    return prepare_resume(path)[0]
+
+
+def prepare_resume(path: Path) -> tuple[set[str], int]:
+    """(ids finished, records of errored problems removed) of a results file.
+
+    A torn last line (killed mid-write) is cut off. Records of problems that errored are
+    removed, by an atomic rewrite, so a rerun retries them and the file keeps one record per
+    problem. Only records without an error count as finished.
+    """
     if not path.exists():
-        return set()
+        return set(), 0
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end != len(data):
         with open(path, "r+b") as fh:
             fh.truncate(end)
         data = data[:end]
+    keep: list[bytes] = []
     done: set[str] = set()
     for n, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            done.add(str(json.loads(line)["id"]))
+            record = json.loads(line)
+            rid = str(record["id"])
         except (ValueError, KeyError, TypeError):
             raise InputError(f"{path}: line {n} is not a result record; use another --out") from None
-    return done
+        if not record.get("error"):
+            done.add(rid)
+            keep.append(line)
+    dropped = sum(1 for line in data.splitlines() if line.strip()) - len(keep)
+    if dropped:
+        _rewrite(path, keep)
+    return done, dropped
+
+
+def _rewrite(path: Path, lines: list[bytes]) -> None:
+    """Replace the file with `lines`, atomically: a kill leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(b"".join(line + b"\n" for line in lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def read_records(path: Path) -> list[dict]:
+    """One record per id (the last one written wins), in the order ids first appear."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    records: dict[str, dict] = {}
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            records[str(record.get("id"))] = record
+    return list(records.values())
 
 
 class ResultsFile:
@@ -129,8 +163,9 @@ class Summary:
 def summarise(records: Iterable[dict]) -> Summary:
     from .metrics import ks_for, pass_at_k
 
+    records = list(records)
     rows = [r for r in records if not r.get("error")]
-    errors = sum(1 for r in records if r.get("error")) if isinstance(records, list) else 0
+    errors = len(records) - len(rows)
     if not rows:
         return Summary(0, 0, 0.0, {}, 0.0, 0.0, errors, 0.0, 0.0, {})
     n_min = min(r["n"] for r in rows)

@@ -48,9 +48,10 @@ def loop(engine: Any, model: dict, sampling: SamplingConfig, options: SolveOptio
                 renderer.note(str(exc))
                 continue
             count += 1
+            # Problem n's samples take seeds seed + (n-1)K ... seed + nK - 1: no two share one.
+            seeded = sampling.with_seed(sampling.seed + (count - 1) * options.samples)
             try:
-                solve_one(engine, Problem(str(count), text), sampling.with_seed(sampling.seed + count),
-                          options, model, renderer)
+                solve_one(engine, Problem(str(count), text), seeded, options, model, renderer)
             except KeyboardInterrupt:
                 continue
     finally:

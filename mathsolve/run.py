@@ -64,8 +64,14 @@ def load_model(opts: dict, note: Callable[[str], None]) -> tuple[Any, dict]:
         note(f"{missing}; pulling it now")
         resolved = models.pull(missing.repo, opts["quant"], offline=offline, progress=note)
     cfg = EngineConfig(model_path=str(resolved.path), n_ctx=opts["ctx"],
-                       n_threads=opts["threads"], gpu=not opts["cpu"], verbose=opts["verbose"])
+                       n_threads=opts["threads"], gpu=not opts["cpu"], verbose=opts["verbose"],
+                       sampler=opts.get("sampler") or "auto", parallel=opts.get("parallel"))
     engine = Engine.load(cfg, warn=note)
+    if opts["verbose"]:
+        from .sampling import describe_path
+
+        note(f"engine: {'GPU' if engine.gpu_offload else 'CPU'}, {engine.n_threads} threads; "
+             f"sampling: {describe_path(engine.choose_path([sampling_probe(opts)]))}")
     quant = None if resolved.source == "file" else resolved.quant  # --quant does not apply to a path
     info = {"path": str(resolved.path), "source": resolved.source, "quant": quant}
     return engine, info
@@ -96,8 +102,48 @@ def run_solve(opts: dict) -> ExitStatus:
         from .interactive import loop
 
         return loop(engine, model, sampling, options, renderer)
+    from .render import TerminalRenderer
+
+    if len(problems) > 1 and hasattr(engine, "run") and not isinstance(renderer, TerminalRenderer):
+        return batch_status(solve_in_flight(engine, problems, sampling, options, model, renderer))
     results = [solve_one(engine, p, sampling, options, model, renderer) for p in problems]
     return batch_status(results)
+
+
+def sampling_probe(opts: dict) -> SamplingConfig:
+    """The sampling options without a seed: enough to say which sampling path a run takes."""
+    return SamplingConfig(temperature=opts["temperature"], top_p=opts["top_p"],
+                          top_k=opts["top_k"], min_p=opts["min_p"], max_tokens=opts["max_tokens"])
+
+
+def solve_in_flight(engine: Any, problems: list[Problem], sampling: SamplingConfig,
+                    options: SolveOptions, model: dict, renderer: Any) -> list[Result]:
+    """Piped or JSON output of several problems: all in flight in one batch, each printed in
+    input order as soon as the ones before it are. On Ctrl-C, JSON records that finished out
+    of order (they carry their id) are printed too; plain lines keep the order."""
+    from .engine import GenerationInterrupted
+    from .render import JsonRenderer
+    from .solve import solve_many
+
+    results: dict[int, Result] = {}
+    shown = 0
+
+    def on_result(index: int, result: Result) -> None:
+        nonlocal shown
+        results[index] = result
+        while shown in results:
+            renderer.end(results[shown])
+            shown += 1
+
+    try:
+        solve_many(engine, problems, lambda _problem: sampling, options, model, on_result)
+    except GenerationInterrupted:
+        if isinstance(renderer, JsonRenderer):
+            for index in sorted(i for i in results if i >= shown):
+                renderer.end(results[index])
+        renderer.interrupted()
+        raise
+    return [results[i] for i in range(len(problems))]
 
 
 def solve_one(engine: Any, problem: Problem, sampling: SamplingConfig, options: SolveOptions,

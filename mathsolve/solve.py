@@ -9,6 +9,8 @@ from typing import Any, Callable
 from .config import SamplingConfig
 from .inputs import Problem
 
+FINISHED = ("stop", "length")  # samples that ran to their end; only they vote
+
 
 @dataclass
 class SampleResult:
@@ -75,23 +77,78 @@ def error_result(problem: Problem, message: str, model: dict, sampling: Sampling
                   sampling=sampling.to_dict(), reference=problem.reference)
 
 
+def sample_seeds(sampling: SamplingConfig, options: SolveOptions) -> list[SamplingConfig]:
+    """Sample i draws with seed + i."""
+    return [sampling.with_seed(sampling.seed + i) for i in range(options.samples)]
+
+
+def stop_rule(options: SolveOptions) -> Callable[[list], bool] | None:
+    if options.samples == 1 or not options.stop_when_decided:
+        return None
+    return lambda done: decided(done, options.samples, options.check_timeout)
+
+
 def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: SolveOptions,
           model: dict, on_event: Callable[[Any], None] | None = None) -> Result:
     """Solve one problem: K samples (K >= 1), the answer of each, a vote, a sympy check."""
-    from . import answer as answers
-
     start = time.perf_counter()
     prompt = engine.render(problem.text, think=options.think)
-    seeds = [sampling.seed + i for i in range(options.samples)]
-    configs = [sampling.with_seed(s) for s in seeds]
+    configs = sample_seeds(sampling, options)
+    rule = stop_rule(options)
     if options.samples == 1:
         completions = [engine.generate(prompt, configs[0], on_event=on_event)]
-    elif options.stop_when_decided:
-        completions = engine.generate_many(prompt, configs, on_event=on_event,
-                                           stop_when=lambda done: decided(done, len(configs)))
+    elif rule is not None:
+        completions = engine.generate_many(prompt, configs, on_event=on_event, stop_when=rule)
     else:
         completions = engine.generate_many(prompt, configs, on_event=on_event)
-    extractions = [answers.extract(c.text, complete=c.finish_reason == "stop") for c in completions]
+    return finish(problem, completions, sampling, options, model, start)
+
+
+def solve_many(engine: Any, problems: list[Problem], seeding: Callable[[Problem], SamplingConfig],
+               options: SolveOptions, model: dict, on_result: Callable[[int, Result], None], *,
+               parallel: int | None = None) -> None:
+    """Several problems with their samples in one batch (problems in flight): on_result(i,
+    result) for problems[i] as soon as it is finished, in the order they finish. A problem
+    that cannot start (its prompt does not fit, say) gets its error Result at once."""
+    from .decode import Job
+    from .errors import MathsolveError
+    from .stream import think_open_at_end
+
+    jobs = []
+    for index, problem in enumerate(problems):
+        sampling = seeding(problem)
+        if problem.error:
+            on_result(index, error_result(problem, problem.error, model, sampling))
+            continue
+        try:
+            prompt = engine.render(problem.text, think=options.think)
+            tokens = engine.prompt_tokens(prompt)
+        except MathsolveError as exc:
+            on_result(index, error_result(problem, str(exc), model, sampling))
+            continue
+        jobs.append(Job(tokens, sample_seeds(sampling, options), think_open_at_end(prompt),
+                        stop_when=stop_rule(options), tag=(index, sampling)))
+
+    def done(job: Job) -> None:
+        index, sampling = job.tag  # seconds count from its first sample's admission
+        on_result(index, finish(problems[index], job.completions(), sampling, options, model,
+                                job.start))
+
+    engine.run(jobs, done, parallel=parallel)
+
+
+def finish(problem: Problem, completions: list, sampling: SamplingConfig, options: SolveOptions,
+           model: dict, start: float) -> Result:
+    """Completions -> Result: every sample's answer, the vote of the finished ones, the check.
+
+    Samples that did not finish (cancelled by --stop-when-decided, interrupted) have no
+    answer: they vote for nothing and count in no support.
+    """
+    from . import answer as answers
+
+    extractions = [answers.extract(c.text, complete=c.finish_reason == "stop")
+                   if c.finish_reason in FINISHED else answers.Extraction(None)
+                   for c in completions]
     result = Result(id=problem.id, problem=problem.text, model=model,
                     sampling=sampling.to_dict(), reference=problem.reference)
     result.texts = [c.text for c in completions]
@@ -102,15 +159,17 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
         result.answer, result.fallback = ext.answer, ext.fallback
         result.completion, result.finish_reason = only.text, only.finish_reason
     else:
-        vote = answers.vote([e.answer for e in extractions], timeout=options.check_timeout)
+        voters = [i for i, c in enumerate(completions) if c.finish_reason in FINISHED]
+        vote = answers.vote([extractions[i].answer for i in voters], timeout=options.check_timeout)
         result.answer = vote.answer
-        result.support = f"{vote.count}/{vote.total} samples" if vote.answer is not None else None
+        if vote.answer is not None:  # of the K samples asked for; unfinished ones never agree
+            result.support = f"{vote.count}/{len(completions)} samples"
         result.samples = [asdict(SampleResult(c.sample, c.seed, e.answer, e.fallback,
                                               c.completion_tokens, c.finish_reason))
                           for c, e in zip(completions, extractions)]
-        result.votes = [{"answer": g.answer, "count": g.count, "samples": list(g.samples)}
-                        for g in vote.groups]
-        winners = vote.groups[0].samples if vote.groups else ()
+        result.votes = [{"answer": g.answer, "count": g.count,
+                         "samples": [voters[i] for i in g.samples]} for g in vote.groups]
+        winners = [voters[i] for i in vote.groups[0].samples] if vote.groups else []
         best = completions[winners[0]] if winners else completions[0]  # shown for the vote
         result.completion, result.finish_reason = best.text, best.finish_reason
         result.fallback = bool(winners) and all(extractions[i].fallback for i in winners)
@@ -134,10 +193,10 @@ def decided(finished: list, total: int, timeout: float = 2.0) -> bool:
     from . import answer as answers
 
     votes = answers.vote([answers.extract(c.text, complete=c.finish_reason == "stop").answer
-                          for c in finished if c.finish_reason in ("stop", "length")],
+                          for c in finished if c.finish_reason in FINISHED],
                          timeout=timeout)
     if not votes.groups:
         return False
     runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0
-    unfinished = total - sum(1 for c in finished if c.finish_reason in ("stop", "length"))
+    unfinished = total - sum(1 for c in finished if c.finish_reason in FINISHED)
     return votes.groups[0].count > runner_up + unfinished

@@ -198,11 +198,11 @@ def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tm
     problems = tmp_path / "p.txt"
     problems.write_text("What is 1+1?\n" + "Write a very long essay about the number seven.\n" * 5)
     proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
-                             "-f", str(problems), "--json", "--max-tokens", "200",
+                             "-f", str(problems), "--json", "--max-tokens", "200", "--parallel", "2",
                              "--ctx", "1024", "--seed", "1", "--temperature", "1.0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = proc.stdout.readline()  # the first record is out: the batch is past problem 1
-    time.sleep(0.5)  # five more problems of up to 200 tokens each are still to come
+    time.sleep(0.5)  # two problems in flight: at least three more of up to 200 tokens to come
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
