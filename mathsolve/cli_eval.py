@@ -122,8 +122,14 @@ def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, tot
 def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     """Grade completions of any model: FILE rows have `completion` and `reference`.
 
-    Writes JSON lines with `id`, `extracted`, `correct` (true, false, or null when not
-    comparable) and prints the accuracy on stderr.
+    A reference may be an answer or a whole solution: one holding \\boxed{} (MATH's
+    `solution`) is graded against its final box, one with a `#### X` line (GSM8K's
+    `answer`) against X. The completion's answer is its last \\boxed{}, or a "final answer
+    is X" line after it (the Minerva format), else "####" or "Answer:".
+
+    Writes JSON lines with `id`, `extracted`, `fallback` (true when not from a box),
+    `reference_used` (the reference answer compared with), `correct` (true, false, or null
+    when not comparable) and prints the accuracy on stderr.
     """
     import json
 
