@@ -27,6 +27,7 @@ _MAX_GROUP_GAP = 60
 _TOKEN = re.compile(r"[^\s$]*")
 _TAIL_CHARS = 20000  # textual fallbacks look at the end of the text only
 _FINAL_ANSWER = "final answer is"
+_THE_ANSWER = "the answer is"
 _MINERVA_CLOSING = "i hope it is correct"  # Minerva / lm-evaluation-harness: "... is $X$. I hope it is correct."
 
 
@@ -119,16 +120,32 @@ def _last_sentence_group(text: str, boxes: list[_Box]) -> list[str]:
     return seen
 
 
+def _unescaped(s: str, token: str, start: int) -> int:
+    """Index of the first `token` at or after start that no backslash escapes (`\\$` is a dollar)."""
+    pos = s.find(token, start)
+    while pos > 0 and s[pos - 1] == "\\":
+        pos = s.find(token, pos + 1)
+    return pos
+
+
 def _clean_fallback(s: str) -> str | None:
+    """The answer in a textual statement: its math span (`$X$`, `$$X$$`, `\\(X\\)`), else
+    its first sentence; Minerva's closing "I hope it is correct" dropped."""
     s = s.strip().split("\n")[0].strip()
     s = s.strip("*").strip()
     closing = s.lower().find(_MINERVA_CLOSING)
     if closing >= 0:
         s = s[:closing].strip()
-    if s.startswith("$") and s.count("$") >= 2:
-        s = s[1 : s.index("$", 1)]
-    elif s.startswith("\\(") and "\\)" in s:
-        s = s[2 : s.index("\\)")]
+    for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(opener):
+            end = _unescaped(s, closer, len(opener))
+            if end > 0:
+                s = s[len(opener) : end]
+                break
+    else:
+        sentence_end = min((p for p in (s.find(". "), s.find(".\t")) if p > 0), default=-1)
+        if sentence_end > 0:
+            s = s[:sentence_end]
     s = s.rstrip(".").strip().strip("$").strip()
     return s or None
 
@@ -169,18 +186,29 @@ def _answer_colon(tail: str, lowered: str) -> str | None:
     return None
 
 
-def _textual_answer(text: str, after: int = 0) -> str | None:
-    """The answer stated in words: "final answer is X", then "#### X", then "Answer: X".
+def _looks_like_answer(raw: str, answer: str | None) -> bool:
+    """A value, not prose: "$X$", LaTeX or a digit (not "the answer is not obvious")."""
+    return bool(answer) and (raw.startswith(("$", "\\")) or any(c.isdigit() for c in answer))
 
-    Only the text from `after` on (and its last _TAIL_CHARS characters) is read.
+
+def _textual_answer(text: str) -> str | None:
+    """The answer stated in words, in this order: "final answer is X", "#### X", "Answer: X",
+    and "The answer is X" (the GSM8K chain-of-thought format) when X looks like a value.
+
+    Only the last _TAIL_CHARS characters are read.
     """
-    tail = text[max(after, len(text) - _TAIL_CHARS) :]
+    tail = text[-_TAIL_CHARS:]
     lowered = tail.lower()
     for found in (_after_marker(tail, lowered, _FINAL_ANSWER), _hashes(tail), _answer_colon(tail, lowered)):
         if found is not None:
             answer = _clean_fallback(found.lstrip(":").strip())
             if answer:
                 return answer
+    found = _after_marker(tail, lowered, _THE_ANSWER)
+    if found is not None:
+        answer = _clean_fallback(found)
+        if _looks_like_answer(found, answer):
+            return answer
     return None
 
 
@@ -193,9 +221,7 @@ def _stated_after_box(text: str, box_end: int) -> str | None:
         return None
     raw = found.lstrip(": \t*")
     answer = _clean_fallback(raw)
-    if answer and (raw.startswith(("$", "\\")) or any(c.isdigit() for c in answer)):
-        return answer
-    return None
+    return answer if _looks_like_answer(raw, answer) else None
 
 
 def extract(text: str, complete: bool = True) -> Extraction:

@@ -35,6 +35,7 @@ _TIME = re.compile(
     re.IGNORECASE,
 )
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
+_LABELLED_CHOICE = re.compile(r"^\(([A-E])\)\S")  # a choice's letter, then its value
 _COMMAND = re.compile(r"\\(?:begin|end)\{\w*\*?\}|\\[a-zA-Z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 
@@ -175,6 +176,10 @@ def fast_equivalent(a: str, b: str) -> bool | None:
     if ta is not None or tb is not None:
         return ta is not None and ta == tb
     ka, kb = _text_key(na), _text_key(nb)
+    for key, other in ((ka, nb), (kb, na)):  # `(A) 24` (a letter, then its value) against `A`
+        labelled = _LABELLED_CHOICE.match(other)
+        if key and key.startswith("choice:") and labelled:
+            return "choice:" + labelled.group(1) == key
     if ka is not None or kb is not None:
         return ka == kb
     return None

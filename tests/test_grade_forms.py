@@ -110,6 +110,11 @@ RULES = [
     ("minerva-thousands-no-dollars-wrong", "2501", "Final Answer: The final answer is 2,500. I hope it is correct.", False),
     ("words-after-box-are-not-an-answer", "7", "So \\boxed{7}. I think the final answer is correct.", True),
     ("words-after-box-are-not-an-answer-wrong", "8", "So \\boxed{7}. I think the final answer is correct.", False),
+    # textual answers: a `\\$` inside `$...$`, GSM8K's "The answer is X."
+    ("escaped-dollar", "25", "Final Answer: The final answer is $\\$25$. I hope it is correct.", True),
+    ("escaped-dollar-wrong", "52", "Final Answer: The final answer is $\\$25$. I hope it is correct.", False),
+    ("the-answer-is", "42", "Adding gives 42 pens. The answer is 42.", True),
+    ("the-answer-is-wrong", "24", "Adding gives 42 pens. The answer is 42.", False),
     # units and text after a value
     ("textnormal-unit", "60", "\\boxed{60\\textnormal{ km}}", True),
     ("textnormal-unit-wrong", "61", "\\boxed{60\\textnormal{ km}}", False),
@@ -122,6 +127,8 @@ RULES = [
     ("choice-text-paren-wrong", "\\text{(B)}", "\\boxed{D}", False),
     ("choice-paren-text", "(E)", "\\boxed{\\text{E}}", True),
     ("choice-paren-text-wrong", "(E)", "\\boxed{\\text{(A)}}", False),
+    ("labelled-choice", "\\text{(D)}", "\\boxed{\\textbf{(D)}\\ 17}", True),
+    ("labelled-choice-wrong", "\\text{(D)}", "\\boxed{\\textbf{(C)}\\ 17}", False),
 ]
 
 
