@@ -134,7 +134,7 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     import json
 
     from . import evaluate
-    from .inputs import json_rows, read_source
+    from .inputs import json_rows, read_source, split_lines
 
     text = read_source(file)
     if not text.strip():
@@ -142,7 +142,7 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     sink = open(out, "w", encoding="utf-8") if out else sys.stdout
     right = wrong = unknown = errors = 0
     try:
-        for row in evaluate.grade_rows(json_rows(text.splitlines()), timeout):
+        for row in evaluate.grade_rows(json_rows(split_lines(text)), timeout):
             sink.write(json.dumps(row, ensure_ascii=False) + "\n")
             sink.flush()
             if row.get("error"):
