@@ -20,14 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mathsolve.answer import extract, grade
+from mathsolve.answer import display, extract, grade
 from mathsolve.equivalence import answer_values, equivalent, fast_equivalent, normalise
 from mathsolve.errors import InputError
 from mathsolve.inputs import Problem, decode, parse_problems
 from mathsolve.verify import Check, _ParseError, _parse, _tokens, check
 
 # Examples per property (reported in README's reliability section).
-EXAMPLES = {"extract": 400, "grade": 150, "fast_path": 400, "equivalent": 40, "tokens": 400,
+EXAMPLES = {"extract": 400, "grade": 150, "display": 400, "fast_path": 400, "equivalent": 40, "tokens": 400,
             "parse": 300, "check": 40, "decode": 300, "problems": 400, "round_trip": 200}
 
 
@@ -153,6 +153,29 @@ LONG_ANSWERS = {
 def test_normalising_long_answers_is_fast(answer):
     assert _best_time(normalise, answer) < 0.5
     assert _best_time(fast_equivalent, answer, "1") < 0.5
+
+
+@fuzz("display")
+@given(pieces_of(ANSWER_FRAGMENTS + ["\\sqrt[", "]", "\\begin{", "\\end{", "matrix}", "\\frac{1}{"], 60))
+def test_display_of_any_answer_is_text(answer):
+    shown = display(answer)
+    assert isinstance(shown, str) and "\n" not in shown  # one line for the answer panel
+
+
+DISPLAY_TRAPS = {
+    "unclosed-root-index": "\\sqrt[" * 1500,  # looped forever: `]` not found -> index 0
+    "unclosed-begin": "x \\begin{pmatrix",  # looped forever: `}` not found -> index 0
+    "deep-sqrt": "\\sqrt{" * 3000 + "2" + "}" * 3000,  # RecursionError
+    "deep-superscripts": "^{" * 3000 + "2" + "}" * 3000,  # RecursionError
+    "unclosed-fracs": "\\frac{1}{" * 1100,
+    "megabyte-of-fracs": "\\frac{1}{" * 100_000,
+}
+
+
+@pytest.mark.parametrize("answer", DISPLAY_TRAPS.values(), ids=DISPLAY_TRAPS.keys())
+def test_display_ends_fast_on_hostile_answers(answer):
+    assert isinstance(display(answer), str)
+    assert _best_time(display, answer) < 1.0
 
 
 CHECK_FRAGMENTS = [
