@@ -125,7 +125,8 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     A reference may be an answer or a whole solution: one holding \\boxed{} (MATH's
     `solution`) is graded against its final box, one with a `#### X` line (GSM8K's
     `answer`) against X. The completion's answer is its last \\boxed{}, or a "final answer
-    is X" line after it (the Minerva format), else "####" or "Answer:".
+    is X" line after it (the Minerva format); without a box, "final answer is X", "#### X",
+    "Answer: X" or "The answer is X".
 
     Writes JSON lines with `id`, `extracted`, `fallback` (true when not from a box),
     `reference_used` (the reference answer compared with), `correct` (true, false, or null

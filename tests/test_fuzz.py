@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,12 @@ from mathsolve.verify import Check, _ParseError, _parse, _tokens, check
 # Examples per property (reported in README's reliability section).
 EXAMPLES = {"extract": 400, "grade": 150, "display": 400, "fast_path": 400, "equivalent": 40, "tokens": 400,
             "parse": 300, "check": 40, "decode": 300, "problems": 400, "round_trip": 200}
+
+
+def test_readme_reports_the_example_counts():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    text = " ".join(readme.split())
+    assert all(f"`{name}` {count}" in text for name, count in EXAMPLES.items())
 
 
 def fuzz(name: str, deadline_ms: int | None = 2000) -> settings:

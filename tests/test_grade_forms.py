@@ -172,3 +172,9 @@ def test_minerva_line_after_the_last_box_is_a_textual_answer():
     assert (got.answer, got.fallback, got.boxes) == ("10,455", True, ("255",))
     got = extract("Final Answer: The final answer is $\\boxed{5}$. I hope it is correct.")
     assert (got.answer, got.fallback) == ("5", False)
+
+
+def test_units_are_dropped_not_compared():
+    # A known false positive, documented in README: units in words are dropped on both sides.
+    assert equivalent("7 \\text{ weeks}", "7 \\text{ days}") is True
+    assert equivalent("7 \\text{ weeks}", "8 \\text{ weeks}") is False
