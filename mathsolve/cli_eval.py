@@ -142,13 +142,20 @@ def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, tot
 def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     """Grade completions of any model: FILE rows have `completion` and `reference`.
 
-    Writes JSON lines with `id`, `extracted`, `correct` (true, false, or null when not
-    comparable) and prints the accuracy on stderr.
+    A reference may be an answer or a whole solution: one holding \\boxed{} (MATH's
+    `solution`) is graded against its final box, one with a `#### X` line (GSM8K's
+    `answer`) against X. The completion's answer is its last \\boxed{}, or a "final answer
+    is X" line after it (the Minerva format); without a box, "final answer is X", "#### X",
+    "Answer: X" or "The answer is X".
+
+    Writes JSON lines with `id`, `extracted`, `fallback` (true when not from a box),
+    `reference_used` (the reference answer compared with), `correct` (true, false, or null
+    when not comparable) and prints the accuracy on stderr.
     """
     import json
 
     from . import evaluate
-    from .inputs import json_rows, read_source
+    from .inputs import json_rows, read_source, split_lines
 
     text = read_source(file)
     if not text.strip():
@@ -156,7 +163,7 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     sink = open(out, "w", encoding="utf-8") if out else sys.stdout
     right = wrong = unknown = errors = 0
     try:
-        for row in evaluate.grade_rows(json_rows(text.splitlines()), timeout):
+        for row in evaluate.grade_rows(json_rows(split_lines(text)), timeout):
             sink.write(json.dumps(row, ensure_ascii=False) + "\n")
             sink.flush()
             if row.get("error"):

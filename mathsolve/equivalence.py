@@ -11,10 +11,15 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from mathsolve.forms import answer_items, group_end, is_equation
+
 MAX_ANSWER_CHARS = 2000  # longer "answers" are not comparable (no sympy on megabytes)
 MAX_NUMBER_DIGITS = 400
 
-_WRAPPERS = ("\\boxed", "\\fbox", "\\text", "\\textbf", "\\mathbf", "\\mathrm", "\\mbox", "\\textrm")
+_WRAPPERS = (
+    "\\boxed", "\\fbox", "\\text", "\\textbf", "\\mathbf", "\\mathrm", "\\mbox", "\\textrm",
+    "\\textnormal", "\\textit", "\\textup",
+)
 _DROP = (
     "\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\displaystyle", "\\$", "$", "**",
     "^{\\circ}", "^\\circ", "°", "\\%", "%", "\\quad", "\\qquad",
@@ -24,13 +29,13 @@ _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _FRAC = re.compile(r"(-?)(\d+)?\\frac\{(\d+)\}\{(\d+)\}")
 _SLASH = re.compile(r"(-?\d+)/(\d+)")
 _ASSIGN = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
-_UNIT_TAIL = re.compile(r"^(-?[\d.,/]+)\s*(?:\\text\{[^{}]*\}|\\mbox\{[^{}]*\}|\\mathrm\{[^{}]*\}|[a-zA-Z]{2,}\.?)+$")
-_TEXT_UNIT = re.compile(r"^(.*?\S)\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z .]*\}$")
+_NUMBER_HEAD = re.compile(r"-?[\d.,/]+")
 _TIME = re.compile(
     r"^(\d{1,2}):(\d{2})\s*(?:\\text\{\s*|\\mathrm\{\s*)?([ap])?\.?\s*(?:\\text\{\s*)?m?\.?\}?$",
     re.IGNORECASE,
 )
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
+_LABELLED_CHOICE = re.compile(r"^\(([A-E])\)\S")  # a choice's letter, then its value
 _COMMAND = re.compile(r"\\(?:begin|end)\{\w*\*?\}|\\[a-zA-Z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 
@@ -57,12 +62,19 @@ def _unwrap(s: str, command: str) -> str:
         i = k + 1
 
 
-def normalise(answer: str) -> str:
-    """A canonical string form: wrappers, spacing, units markers and separators removed."""
-    s = answer.strip()
-    m = _TEXT_UNIT.match(s)
-    if m and re.search(r"\d", m.group(1)) and not re.search(r"\d:\d\d", m.group(1)):
-        s = m.group(1)
+def _unbox(s: str) -> str:
+    """`\\boxed{X}` (or `\\fbox`) around the whole answer -> `X`, so its list and units show."""
+    s = s.strip()
+    while s.startswith(("\\boxed{", "\\fbox{")):
+        brace = s.index("{")
+        if group_end(s, brace) != len(s):
+            break
+        s = s[brace + 1 : -1].strip()
+    return s
+
+
+def _normalise_value(s: str) -> str:
+    """One value's canonical string: wrappers, spacing, unit markers and separators removed."""
     for cmd in _WRAPPERS:
         if cmd + "{" in s:
             s = _unwrap(s, cmd)
@@ -76,10 +88,33 @@ def normalise(answer: str) -> str:
         s = m.group(1).strip()
     if _THOUSANDS.fullmatch(s.replace(" ", "")):
         s = s.replace(",", "").replace(" ", "")
-    m = _UNIT_TAIL.match(s)
-    if m and _as_number(m.group(1).replace(",", "")) is not None:
-        s = m.group(1).replace(",", "")
+    head = _NUMBER_HEAD.match(s)
+    if head and head.end() < len(s) and _is_unit_words(s[head.end() :]):
+        if _as_number(head.group(0).replace(",", "")) is not None:
+            s = head.group(0).replace(",", "")
     return s.replace(" ", "")
+
+
+def _is_unit_words(tail: str) -> bool:
+    """`cm`, ` sq ft`, `dollars.`, `inches^2`: words of two letters or more after a number."""
+    tail = tail.strip()
+    for power in ("^2", "^3", "^{2}", "^{3}"):
+        tail = tail.removesuffix(power)
+    words = tail.split()
+    return bool(words) and all(len(w.rstrip(".")) >= 2 and w.rstrip(".").isalpha() for w in words)
+
+
+def answer_values(answer: str) -> list[str]:
+    """The canonical values of an answer: one for `7`, several for `6 \\text{ and } 8`."""
+    if len(answer) > MAX_ANSWER_CHARS:  # not parsed: no scanning of megabytes on every call
+        return [answer.strip()]
+    values = [_normalise_value(item) for item in answer_items(_unbox(answer))]
+    return [v for v in values if v]
+
+
+def normalise(answer: str) -> str:
+    """A canonical string form: names, wrappers, spacing, units and separators removed."""
+    return ",".join(answer_values(answer))
 
 
 def _as_number(s: str) -> Fraction | None:
@@ -122,18 +157,29 @@ def _text_key(s: str) -> str | None:
 
 def fast_equivalent(a: str, b: str) -> bool | None:
     """Decide without sympy when that is safe; None means 'ask math-verify'."""
-    na, nb = normalise(a), normalise(b)
+    va, vb = answer_values(a), answer_values(b)
+    na, nb = ",".join(va), ",".join(vb)
     if not na or not nb:
         return False
     if na == nb:
         return True
+    if any(map(is_equation, va)) != any(map(is_equation, vb)):  # `2x = 5` is not the value 5
+        return False
     x, y = _as_number(na), _as_number(nb)
     if x is not None and y is not None:
         return x == y
+    if len(va) > 1 or len(vb) > 1:  # lists of plain numbers: the same values, in any order
+        xs, ys = [_as_number(v) for v in va], [_as_number(v) for v in vb]
+        if None not in xs and None not in ys:
+            return sorted(xs) == sorted(ys)
     ta, tb = _time_of_day(na), _time_of_day(nb)
     if ta is not None or tb is not None:
         return ta is not None and ta == tb
     ka, kb = _text_key(na), _text_key(nb)
+    for key, other in ((ka, nb), (kb, na)):  # `(A) 24` (a letter, then its value) against `A`
+        labelled = _LABELLED_CHOICE.match(other)
+        if key and key.startswith("choice:") and labelled:
+            return "choice:" + labelled.group(1) == key
     if ka is not None or kb is not None:
         return ka == kb
     return None
@@ -160,11 +206,12 @@ def equivalent(a: str, b: str, *, timeout: float = 2.0) -> bool | None:
 
 
 def normalise_for_parse(s: str) -> str:
-    """Light clean-up before math-verify: markdown bold, `\\fbox`, `{,}` separators."""
+    """Clean-up before math-verify: markdown bold, `\\fbox`, separators; lists in words and
+    names before values (forms.answer_items) become a plain comma list of values."""
     s = s.strip().replace("**", "").replace("\\fbox{", "\\boxed{").replace("{,}", ",")
-    if _THOUSANDS.fullmatch(s.replace(" ", "")):
-        s = s.replace(",", "")
-    return s.strip("$ ")
+    items = answer_items(_unbox(s)) if len(s) <= MAX_ANSWER_CHARS else [s]
+    items = [i.replace(",", "") if _THOUSANDS.fullmatch(i.replace(" ", "")) else i for i in items]
+    return ", ".join(i.strip("$ ") for i in items)
 
 
 def _numeric_value(expr: object) -> object | None:

@@ -261,7 +261,10 @@ def _append(out: ResultsFile, record: dict, progress: Callable[[dict], None] | N
 # ---------------------------------------------------------------- grade
 
 def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict]:
-    """Grade other models' outputs: each row needs `completion` and `reference`."""
+    """Grade other models' outputs: each row needs `completion` and `reference` (or `answer`).
+
+    `reference_used` reports what was compared: the reference, or a solution's final answer.
+    """
     from .answer import grade
 
     for n, row in rows:
@@ -279,4 +282,4 @@ def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict
         # for answers that could not be compared in time.
         correct = verdict.correct if verdict.extracted is not None else False
         yield {"id": rid, "extracted": verdict.extracted, "fallback": verdict.fallback,
-               "correct": correct}
+               "reference_used": verdict.reference, "correct": correct}

@@ -61,9 +61,18 @@ def read_source(path: str) -> str:
     return decode(p.read_bytes(), path)
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines end at \\n, \\r\\n or \\r only, as editors and `wc -l` count them.
+
+    str.splitlines also splits at U+2028, U+0085, form feeds and more, which JSON strings may
+    hold raw (json.dumps(ensure_ascii=False) writes them): that broke valid JSON lines apart.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def parse_problems(text: str, *, blank_lines: bool = False, where: str = "input") -> list[Problem]:
     """Split input into problems. JSON lines are detected from the first non-empty line."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         raise InputError(f"{where} is empty: it holds no problem")
@@ -97,6 +106,12 @@ def json_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict | str]]:
         except json.JSONDecodeError as exc:
             yield n, f"line {n} is not valid JSON ({exc.msg})"
             continue
+        except RecursionError:
+            yield n, f"line {n} is not usable JSON (nested too deeply)"
+            continue
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            yield n, f"line {n} is not usable JSON ({str(exc).split(';')[0]})"
+            continue
         yield (n, row) if isinstance(row, dict) else (n, f"line {n} is not a JSON object")
 
 
@@ -110,6 +125,9 @@ def _json_lines(lines: Iterable[str]) -> Iterator[Problem]:
         reference = row.get("answer", row.get("reference"))
         if not isinstance(text, str) or not text.strip():
             yield Problem(pid, "", error=f"line {n} has no 'problem' (or 'question') text field")
+            continue
+        if _has_surrogates(text):  # "\\ud800" escapes: not text the tokenizer can encode
+            yield Problem(pid, "", error=f"line {n}: the problem holds an unpaired surrogate (\\ud800-\\udfff)")
             continue
         ref = None if reference is None else str(reference)
         yield Problem(pid, text.strip(), reference=ref)

@@ -22,6 +22,8 @@ _REL = {"=": "Eq", "<": "Lt", ">": "Gt", "<=": "Le", ">=": "Ge", "≤": "Le", "�
 _MULOPS = {"*", "/", "·", "×", "÷", "\\cdot", "\\times", "\\div"}
 _MAX_EXPONENT = 64
 _MAX_DIGITS = 40
+_MAX_NESTING = 80  # parenthesis / exponent / \frac depth: deep input is a parse error, well
+# within Python's recursion limit (about 7 frames a level)
 _LATEX_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
 _PLAIN_RUN = re.compile(
     r"(?:\d+(?:\.\d+)?|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|\*\*|<=|>=|[-+*/^()=<>≤≥]|[ \t])+"
@@ -67,6 +69,7 @@ class _Parser:
         self.t = tokens
         self.i = 0
         self.pm = pm_sign
+        self.depth = 0  # see _MAX_NESTING
 
     def peek(self) -> str | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -124,7 +127,19 @@ class _Parser:
             else:
                 return value
 
+    def nested(self, parse):  # noqa: ANN001,ANN201 - a bound parse method
+        if self.depth >= _MAX_NESTING:
+            raise _ParseError("nested too deeply")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def power(self):
+        return self.nested(self._power)
+
+    def _power(self):
         base = self.atom()
         if self.peek() in ("^", "**"):
             self.take()
@@ -148,9 +163,9 @@ class _Parser:
             self.take(")" if tok == "(" else "}")
             return inner
         if tok in ("\\frac", "\\dfrac", "\\tfrac"):
-            return self.atom() / self.atom()
+            return self.nested(self.atom) / self.nested(self.atom)
         if tok == "\\sqrt":
-            return sp.sqrt(self.atom())
+            return sp.sqrt(self.nested(self.atom))
         if tok == "\\pi":
             return sp.pi
         raise _ParseError(f"unsupported {tok!r}")

@@ -22,6 +22,11 @@ EXTRACT = [
     ("final-answer-is", "The final answer is $42$. I hope it is correct.", "42", True),
     ("hashes", "work\n#### 1,000", "1,000", True),
     ("answer-colon-bold", "**Answer:** 73", "73", True),
+    ("the-answer-is", "She has 5 left. The answer is 5.", "5", True),
+    ("the-answer-is-prose-is-no-answer", "I think the answer is not obvious", None, False),
+    ("escaped-dollar-in-math", "**Answer:** $\\$16$", "\\$16", True),
+    ("double-dollar", "The final answer is $$\\frac{1}{2}$$", "\\frac{1}{2}", True),
+    ("first-sentence", "The final answer is 12. Then I check it.", "12", True),
     ("none", "I could not finish", None, False),
     ("empty-box", "\\boxed{}", None, False),
 ]

@@ -50,3 +50,15 @@ def test_non_utf8_bytes_name_the_line():
 def test_check_text_rejects_unusable_problems(text):
     with pytest.raises(InputError):
         check_text(text)
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85"], ids=["u2028", "u2029", "nel"])
+def test_json_strings_keep_raw_unicode_line_separators(sep):
+    # json.dumps(ensure_ascii=False) writes these raw; str.splitlines() broke such a line in two.
+    text = f'{{"problem": "a{sep}b"}}\n{{"problem": "c"}}\n'
+    assert [(p.id, p.text, p.error) for p in parse_problems(text)] == [("1", f"a{sep}b", None), ("2", "c", None)]
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\x85", "\x0c", "\x1e"], ids=["u2028", "nel", "form-feed", "record-sep"])
+def test_plain_lines_end_only_at_newlines(sep):
+    assert [(p.id, p.text) for p in parse_problems(f"x{sep}y\r\nz\rw\n")] == [("1", f"x{sep}y"), ("2", "z"), ("3", "w")]
