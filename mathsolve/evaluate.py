@@ -69,7 +69,7 @@ def read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
     records: dict[str, dict] = {}
-    for line in path.read_text("utf-8").splitlines():
+    for line in path.read_text("utf-8").split("\n"):  # not splitlines: JSON may hold U+2028
         if line.strip():
             record = json.loads(line)
             records[str(record.get("id"))] = record

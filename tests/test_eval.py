@@ -138,3 +138,16 @@ def test_grade_empty_file_is_a_one_line_error(tmp_path):
     proc = mathsolve("grade", str(src))
     assert proc.returncode == 1
     assert proc.stderr.decode().strip().count("\n") == 0 and "empty" in proc.stderr.decode()
+
+
+def test_results_with_line_separators_inside_strings_read_back_whole(tmp_path):
+    from mathsolve.evaluate import ResultsFile, read_records
+
+    out = tmp_path / "r.jsonl"
+    results = ResultsFile(out)
+    weird = "a\u2028b\u0085c\x0cd"  # str.splitlines would cut a JSON line at each of these
+    results.append({"id": "1", "problem": weird, "error": None})
+    results.append({"id": "2", "problem": "plain", "error": None})
+    results.close()
+    assert [r["problem"] for r in read_records(out)] == [weird, "plain"]
+    assert finished_ids(out) == {"1", "2"}

@@ -362,3 +362,26 @@ def test_stop_when_decided_cancels_the_samples_the_vote_no_longer_needs():
     # The fifth is never sent; the fourth may start in the moment between the third answer
     # arriving and the vote being counted, and is then cut off.
     assert 3 <= len(fake.posts()) <= 4
+
+
+def test_eval_rerun_retries_the_problems_that_errored_and_keeps_one_record_each(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"p{i}", "problem": text, "answer": "4"}) + "\n"
+                            for i, text in enumerate(["What is 2+2?", "FAIL: what is 1+3?", "What is 3+1?"])))
+    out = tmp_path / "out.jsonl"
+    with FakeServer("fail-marked") as fake:
+        first = mathsolve("eval", str(data), "--out", str(out), "--server", fake.url, *FAST, timeout=120)
+    assert first.returncode == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["p0", "p1", "p2"]
+    assert [r["id"] for r in rows if r["error"]] == ["p1"]
+    with FakeServer("ok") as fake:  # the server is healthy again: a rerun retries p1 only
+        again = mathsolve("eval", str(data), "--out", str(out), "--server", fake.url, *FAST, timeout=120)
+        asked = [p["body"]["messages"][-1]["content"] for p in fake.posts()]
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert "retrying 1 problem(s) that errored" in again.stderr.decode()
+    assert asked == ["FAIL: what is 1+3?"]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["p0", "p1", "p2"]  # exactly one record per problem
+    assert all(r["error"] is None and r["correct"] for r in rows)
+    assert "problems: 3 (3 samples, 0 errored)" in again.stdout.decode()

@@ -55,3 +55,48 @@ def test_engine_cancels_the_remaining_samples_when_told(smollm2_gguf):
     n_prompt = len(engine.tokenize(prompt))
     assert all(n <= n_prompt - 1 for n in engine.kv_sequence_lengths())  # cancelled: KV freed
     engine.close()
+
+
+def test_samples_that_did_not_finish_add_nothing_to_the_vote_or_the_support():
+    from mathsolve.config import SamplingConfig
+    from mathsolve.inputs import Problem
+    from mathsolve.solve import SolveOptions, finish
+
+    # Two finished samples disagree (4, 5); a cancelled one had already boxed 5 in its text.
+    completions = done("4", "5", "5")[:2] + [done("5", "5", "5", reason="cancelled")[2]]
+    result = finish(Problem("1", "2+2?"), completions, SamplingConfig(seed=0),
+                    SolveOptions(samples=3, check=False), {}, 0.0)
+    assert result.answer == "4"  # 1-1 between the finished ones: the tie goes to sample 0
+    assert result.support == "1/3 samples"
+    assert [s["answer"] for s in result.samples] == ["4", "5", None]
+    assert [v["samples"] for v in result.votes] == [[0], [1]]
+
+
+def test_interactive_problems_never_share_a_seed(smollm2_gguf, monkeypatch):
+    from mathsolve import interactive
+    from mathsolve.render import Renderer
+    from mathsolve.solve import SolveOptions
+
+    lines = iter(["What is 1+1?", "What is 2+2?", "What is 3+3?"])
+
+    def fake_input(prompt: str) -> str:  # the terminal: three lines, then Ctrl-D
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    class Keep(Renderer):
+        results: list = []
+
+        def end(self, result) -> None:  # noqa: ANN001
+            self.results.append(result)
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    monkeypatch.setattr(interactive, "_setup_readline", lambda: None)
+    with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=512)) as engine:
+        keep = Keep()
+        interactive.loop(engine, {}, SamplingConfig(seed=7, max_tokens=2),
+                         SolveOptions(samples=3, check=False), keep)
+    seeds = [s["seed"] for r in keep.results for s in r.samples]
+    assert len(keep.results) == 3 and len(seeds) == 9
+    assert len(set(seeds)) == 9  # no seed drawn twice, so no two problems share a sample
