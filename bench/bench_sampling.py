@@ -77,6 +77,20 @@ def batched_bench(binary: Path, model: Path, ks: list[int], n_prompt: int, token
     return rates
 
 
+def llama_bench_tg(binary: Path, model: Path, threads: int, ngl: int) -> float | None:
+    """llama-bench's tg128 tokens/s (single sequence, no sampling) on the same file."""
+    import json
+
+    proc = subprocess.run([str(binary), "-m", str(model), "-p", "0", "-n", "128", "-r", "2",
+                           "-t", str(threads), "-ngl", str(ngl), "-o", "json"],
+                          capture_output=True, text=True, timeout=1800)
+    try:
+        return float(json.loads(proc.stdout)[0]["avg_ts"])
+    except (ValueError, LookupError, TypeError):
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+
+
 def ours(engine, prompt: str, k: int, tokens: int, sampling: dict, seed: int) -> tuple[float, float]:
     """(aggregate decode tokens/s, mean batch size) of one generate_many call."""
     from mathsolve.config import SamplingConfig
@@ -124,6 +138,10 @@ def main() -> int:
             if binary.exists() else {}
         if not binary.exists():
             print(f"(no {binary}: run bench/build_llama_tools.sh for the llama.cpp column)")
+        tg128 = None
+        if 1 in ks and (args.llama_bin / "llama-bench").exists():
+            tg128 = llama_bench_tg(args.llama_bin / "llama-bench", model, first.n_threads, args.ngl)
+            print(f"llama-bench tg128: {tg128} tok/s")
         for name in args.samplings.split(","):
             for k in ks:
                 for path, engine in engines.items():
@@ -138,6 +156,8 @@ def main() -> int:
                         target = TARGETS.get((name, k))
                         line += (f"   llama-batched-bench B={k}: {base[k]:9.1f} tok/s   "
                                  f"{rate / base[k]:.2f}x" + (f" (target >= {target}x)" if target else ""))
+                    if k == 1 and tg128:
+                        line += f"   vs llama-bench tg128: {rate / tg128:.2f}x (GPU target >= 0.95x)"
                     print(line, flush=True)
         for engine in engines.values():
             engine.close()

@@ -130,6 +130,34 @@ def top_k(logits: "np.ndarray", k: int) -> tuple["np.ndarray", "np.ndarray"]:
     return _sorted(cand, cand_ids)
 
 
+def top_k_row(row: "np.ndarray", k: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """top_k for one row: the same block bound with 1-D arrays (a third of the numpy calls'
+    overhead, which is what one row costs)."""
+    import numpy as np
+
+    vocab = row.shape[0]
+    k = max(1, min(k, vocab))
+    main = vocab - vocab % _BLOCK
+    blocks = main // _BLOCK
+    if k * 4 > blocks:
+        part = np.argpartition(row, vocab - k)[vocab - k:]
+        vals, ids = row[part], part
+    else:
+        tiles = row[:main].reshape(blocks, _BLOCK)
+        maxima = tiles.max(axis=1)
+        chosen = np.argpartition(maxima, blocks - k)[blocks - k:]
+        near = tiles[chosen]
+        flat = np.flatnonzero(near >= maxima[chosen].min())
+        ids = chosen[flat // _BLOCK] * _BLOCK + flat % _BLOCK
+        vals = near.ravel()[flat]
+        if main != vocab:
+            tail = np.flatnonzero(row[main:] >= maxima[chosen].min())
+            ids = np.concatenate([ids, tail + main])
+            vals = np.concatenate([vals, row[main:][tail]])
+    order = np.argsort(-vals, kind="stable")[:k]
+    return vals[order], ids[order]
+
+
 def _sorted(vals: "np.ndarray", ids: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
     import numpy as np
 
@@ -158,7 +186,11 @@ def _chain_on_top_k(logits: "np.ndarray", s: SamplingConfig, u: "np.ndarray") ->
     """top-k -> top-p -> min-p -> temperature -> draw, on the k best of each row."""
     import numpy as np
 
-    vals, ids = top_k(logits, s.top_k)
+    if logits.shape[0] == 1:
+        vals, ids = top_k_row(logits[0], s.top_k)
+        vals, ids = vals[None, :], ids[None, :]
+    else:
+        vals, ids = top_k(logits, s.top_k)
     keep = np.ones(vals.shape, dtype=bool)
     cols = np.arange(vals.shape[1])
     if s.top_p < 1.0:
@@ -174,36 +206,42 @@ def _chain_on_top_k(logits: "np.ndarray", s: SamplingConfig, u: "np.ndarray") ->
 
 def _full_vocabulary(logits: "np.ndarray", s: SamplingConfig, u: "np.ndarray",
                      out: "np.ndarray") -> "np.ndarray":
-    """Softmax over every token (optionally cut by min-p), inverse CDF by blocks."""
+    """Softmax over every token (optionally cut by min-p), inverse CDF by blocks.
+
+    `out` is (n, blocks * _SUM_BLOCK) with zeros past the vocabulary, so the last, short
+    block needs no case of its own. The running sum picks a block, then a token in it.
+    """
     import numpy as np
 
     n, vocab = logits.shape
     top = logits.max(axis=1)
-    np.subtract(logits, top[:, None], out=out)
-    if s.temperature != 1.0:
-        np.multiply(out, 1.0 / s.temperature, out=out)
-    np.exp(out, out=out)
+    weights = out[:, :vocab]
+    if s.temperature == 1.0 and -30.0 < top.min() and top.max() < 80.0:
+        np.exp(logits, out=weights)  # no overflow or total underflow: the shift is not needed
+    else:
+        np.subtract(logits, top[:, None], out=weights)
+        if s.temperature != 1.0:
+            np.multiply(weights, 1.0 / s.temperature, out=weights)
+        np.exp(weights, out=weights)
     if s.min_p > 0.0:  # llama.cpp's min-p cut, on the logits before temperature
-        out[logits < (top + math.log(s.min_p))[:, None]] = 0.0
-    main = vocab - vocab % _SUM_BLOCK
-    sums = out[:, :main].reshape(n, main // _SUM_BLOCK, _SUM_BLOCK).sum(axis=2)
-    if main != vocab:
-        sums = np.concatenate([sums, out[:, main:].sum(axis=1, keepdims=True)], axis=1)
-    cum = np.cumsum(sums, axis=1, dtype=np.float64)
+        weights[logits < (top + math.log(s.min_p))[:, None]] = 0.0
+    tiles = out.reshape(n, -1, _SUM_BLOCK)
+    cum = np.cumsum(tiles.sum(axis=2), axis=1, dtype=np.float64)
     target = u * cum[:, -1]
-    block = np.minimum((cum < target[:, None]).sum(axis=1), sums.shape[1] - 1)
-    before = np.where(block > 0, cum[np.arange(n), np.maximum(block - 1, 0)], 0.0)
-    picks = np.empty(n, dtype=np.int64)
-    for r in range(n):  # n small searches of one block each
-        start = int(block[r]) * _SUM_BLOCK
-        seg = np.cumsum(out[r, start:start + _SUM_BLOCK], dtype=np.float64) + before[r]
-        j = int(np.searchsorted(seg, target[r], side="left"))
-        picks[r] = start + min(j, len(seg) - 1)
-    return picks
+    block = np.minimum((cum < target[:, None]).sum(axis=1), tiles.shape[1] - 1)
+    rows = np.arange(n)
+    before = np.where(block > 0, cum[rows, np.maximum(block - 1, 0)], 0.0)
+    inside = before[:, None] + np.cumsum(tiles[rows, block], axis=1, dtype=np.float64)
+    pick = (inside < target[:, None]).sum(axis=1)
+    last = np.minimum(vocab - block * _SUM_BLOCK, _SUM_BLOCK) - 1  # rounding never picks padding
+    return block * _SUM_BLOCK + np.minimum(pick, last)
 
 
 class BatchSampler:
-    """Samples the rows of one decode step; rows are split across `threads` threads."""
+    """Samples the rows of one decode step; rows are split across `threads` threads (numpy
+    releases the GIL in its loops, so the passes over the logits run on every core)."""
+
+    MIN_ROWS_PER_THREAD = 4  # below this a thread hand-off costs more than it saves
 
     def __init__(self, n_vocab: int, threads: int = 1) -> None:
         self.n_vocab = n_vocab
@@ -222,22 +260,24 @@ class BatchSampler:
         import numpy as np
 
         n = logits.shape[0]
-        u = uniforms(seeds, steps)
         if s.temperature <= 0:
             return logits.argmax(axis=1)
+        u = uniforms(seeds, steps)
         full = s.top_k <= 0
         if full and (self._buffer is None or self._buffer.shape[0] < n):
-            self._buffer = np.empty((n, self.n_vocab), dtype=np.float32)
-        parts = min(self.threads, n)
-        if parts <= 1:
+            width = -(-self.n_vocab // _SUM_BLOCK) * _SUM_BLOCK
+            self._buffer = np.zeros((n, width), dtype=np.float32)
+        parts = max(1, min(self.threads, n // self.MIN_ROWS_PER_THREAD))
+        if parts == 1:
             return self._rows(logits, s, u, 0, n, full)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads,
+            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1,
                                             thread_name_prefix="mathsolve-sampler")
         cuts = [n * i // parts for i in range(parts + 1)]
         jobs = [self._pool.submit(self._rows, logits, s, u, a, b, full)
-                for a, b in zip(cuts, cuts[1:])]
-        return np.concatenate([job.result() for job in jobs])
+                for a, b in zip(cuts[1:-1], cuts[2:])]
+        first = self._rows(logits, s, u, cuts[0], cuts[1], full)
+        return np.concatenate([first, *(job.result() for job in jobs)])
 
     def _rows(self, logits, s: SamplingConfig, u, a: int, b: int, full: bool):  # noqa: ANN001
         if full:

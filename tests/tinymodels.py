@@ -174,8 +174,12 @@ def _write_safetensors(path: Path, specs: list, seed: int, first_index: int) -> 
 def make_checkpoint(out_dir: str | Path, *, arch: str = "qwen3", hidden: int = 64, layers: int = 2,
                     heads: int = 4, kv_heads: int = 2, head_dim: int = 16, ffn: int = 128,
                     vocab_size: int | None = None, tokenizer: str | Path = "tiny", tied: bool = True,
-                    shards: int = 1, seed: int = 0) -> Path:
-    """Write a deterministic random-weight checkpoint; vocab_size defaults to the tokenizer padded."""
+                    shards: int = 1, seed: int = 0, writer=None) -> Path:  # noqa: ANN001
+    """Write a deterministic random-weight checkpoint; vocab_size defaults to the tokenizer padded.
+
+    `writer(path, specs, seed, first_index) -> bytes` writes one safetensors shard (default:
+    numpy on the CPU; bench/gpu/make_4b.py passes one that draws the weights on a GPU)."""
+    write = writer or _write_safetensors
     if arch not in ("qwen3", "qwen2"):
         raise ValueError(f"arch must be qwen3 or qwen2, not {arch!r}")
     out = Path(out_dir)
@@ -206,7 +210,7 @@ def make_checkpoint(out_dir: str | Path, *, arch: str = "qwen3", hidden: int = 6
 
     specs = tensor_specs(arch, hidden, layers, heads, kv_heads, head_dim, ffn, vocab, tied)
     if shards <= 1:
-        _write_safetensors(out / "model.safetensors", specs, seed, 0)
+        write(out / "model.safetensors", specs, seed, 0)
         return out
     per = -(-len(specs) // shards)
     weight_map: dict[str, str] = {}
@@ -214,7 +218,7 @@ def make_checkpoint(out_dir: str | Path, *, arch: str = "qwen3", hidden: int = 6
     for s in range(shards):
         part = specs[s * per:(s + 1) * per]
         name = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        total += _write_safetensors(out / name, part, seed, s * per)
+        total += write(out / name, part, seed, s * per)
         weight_map.update({n: name for n, *_ in part})
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
