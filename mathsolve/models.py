@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 from mathsolve.config import DEFAULT_MODEL, QUANT_CHOICES
 from mathsolve.engine import check_gguf_file
 from mathsolve.errors import ModelError, PullError, UsageError
+from mathsolve.gguf_check import validate as validate_gguf
 from mathsolve.hub import SOURCE_MARKER, offline_from_env
 from mathsolve.hub import download as _download  # the process boundary tests replace
 
@@ -40,6 +41,8 @@ _QUANT_RATIO = {"bf16": 1.0, "q8_0": 0.54, "q6_k": 0.42, "q5_k_m": 0.37, "q4_k_m
 _DIRECT = ("bf16", "q8_0")  # written by the converter without an intermediate file
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MANIFEST_KEYS = ("repo", "revision", "quant", "size", "sha256")
+USER_FILE_FIX = (f"re-download or re-convert it (`mathsolve convert`), or use a pulled model "
+                 f"(`mathsolve pull {DEFAULT_MODEL}`)")
 
 Progress = Callable[[str], None]
 
@@ -223,6 +226,8 @@ def resolve(spec: str | None, quant: str, *, verify: bool = False) -> ResolvedMo
     path = Path(spec).expanduser()
     if path.is_file():
         check_gguf_file(path, "pass a .gguf model file")
+        # Not written by our pull: llama.cpp may abort on it, so it is checked first.
+        validate_gguf(path, USER_FILE_FIX, verdicts=cache_root() / "validated")
         return ResolvedModel(path, "file", path.stem, quant, None)
     if path.is_dir() and not _REPO_RE.match(spec):
         raise ModelError(f"{spec} is a directory; pass a .gguf file, a cached name or a repo id")
