@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TIMEOUT_S = 120.0
+TIMEOUT_S = 120.0  # twice the probe's own time limit: a run over it is a hang
 # Values written over a length/count field: empty, off by one, huge, sign bit, all ones.
 HOSTILE_U64 = (0, 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**62, 2**63 - 1, 2**63, 2**64 - 1)
 HOSTILE_U32 = (0, 1, 2**16, 2**31 - 1, 2**31, 2**32 - 1)

@@ -39,7 +39,7 @@ from pathlib import Path
 from .errors import ModelError
 
 CHECKER_VERSION = 1
-PROBE_TIMEOUT_S = 120.0  # a 4B model's no_alloc load takes about a second
+PROBE_TIMEOUT_S = 60.0  # the no_alloc load of a 151k-vocabulary model takes about a second
 MAX_ARRAY_STRINGS = 1 << 22  # 4M entries: 16x the largest real vocabularies (~260k)
 MAX_TENSORS = 1 << 20
 GGML_MAX_NAME = 64

@@ -312,7 +312,8 @@ def verify(name_or_repo: str | None, quant: str | None,
         repo = name_to_repo(m.name)
         try:
             got = _load_cached(m.path.parent, repo, m.quant, verify=True, on_bytes=on_bytes)
-            error = None if got else f"{m.path} is an unfinished pull; run `{_pull_cmd(repo, m.quant)}`"
+            error = (None if got else
+                     f"{m.path} is an unfinished pull; run `{_pull_cmd(repo, m.quant)}`")
         except ModelError as exc:
             error = str(exc)
         out.append(Verified(m.name, m.quant, m.path, m.size, error))

@@ -211,3 +211,8 @@ def test_fifty_random_mutations_through_the_cli_never_crash_hang_or_traceback(
                 if o.verdict not in ("ran", "rejected")]
     assert failures == []
     assert verdicts["rejected"] >= 30 and verdicts["ran"] >= 1, verdicts  # the sample bites
+
+
+def test_a_probe_that_does_not_finish_in_time_is_killed_and_reported(tiny_qwen3_gguf):
+    with pytest.raises(gguf_check._Bad, match="did not finish loading it within 0 s"):
+        gguf_check.probe(tiny_qwen3_gguf, timeout=0.01)
