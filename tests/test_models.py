@@ -503,12 +503,15 @@ def test_models_verify_with_an_empty_cache_says_so_and_succeeds(home):
     assert "no cached models" in proc.stderr
 
 
-def test_models_verify_shows_a_progress_bar_on_a_terminal(cached, home):
+@pytest.mark.parametrize("no_color", [False, True], ids=["colour-terminal", "NO_COLOR"])
+def test_models_verify_shows_a_progress_bar_on_a_terminal_unless_no_color(cached, home, no_color):
     import pty
 
     leader, follower = pty.openpty()
     env = {**os.environ, "MATHSOLVE_HOME": str(home), "TERM": "xterm-256color", "COLUMNS": "100"}
     env.pop("NO_COLOR", None)
+    if no_color:
+        env["NO_COLOR"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "models", "verify"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
                             env=env)
@@ -525,8 +528,11 @@ def test_models_verify_shows_a_progress_bar_on_a_terminal(cached, home):
         screen += chunk
     os.close(leader)
     assert proc.returncode == 0 and out.decode().startswith("ok  tiny--qwen3")
-    assert b"sha256 tiny--qwen3 q8_0" in screen and b"\x1b[" in screen  # rich's live bar
-    assert b"hashing tiny--qwen3" not in screen  # not the plain lines
+    if no_color:  # plain lines, no escape codes
+        assert b"hashing tiny--qwen3 q8_0" in screen and b"\x1b[" not in screen
+    else:  # rich's live bar
+        assert b"sha256 tiny--qwen3 q8_0" in screen and b"\x1b[" in screen
+        assert b"hashing tiny--qwen3" not in screen
 
 
 def _flip_byte(path: Path) -> None:
