@@ -147,6 +147,9 @@ def solve(**opts) -> ExitStatus:  # noqa: ANN003 - click passes every option
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: the only place exceptions become exit codes."""
+    # llama.cpp's abort() would otherwise attach gdb to print a backtrace on the terminal;
+    # set before llama_cpp is loaded (it reads this at load time and again on abort).
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     args = sys.argv[1:] if argv is None else argv
     debug = "--traceback" in args or "-v" in args or "--verbose" in args
     args = [a for a in args if a != "--traceback"]

@@ -58,7 +58,7 @@ def pull(model: str | None, quant: str, revision: str | None, force: bool, keep_
 @click.group(invoke_without_command=True)
 @click.pass_context
 def models(ctx: click.Context) -> ExitStatus:
-    """List cached models (name, quant, size, path); `models rm` removes one."""
+    """List cached models; `models rm` removes one, `models verify` hashes them."""
     if ctx.invoked_subcommand is not None:
         return ExitStatus.OK
     from . import models as cache
@@ -86,6 +86,75 @@ def models_rm(model: str, quant: str | None) -> ExitStatus:
     for path in cache.remove(model, quant):
         note(f"removed {path}")
     return ExitStatus.OK
+
+
+@models.command("verify")
+@click.argument("model", required=False)
+@click.option("--quant", type=click.Choice(QUANT_CHOICES), default=None,
+              help="Verify only this quantisation [default: all of MODEL].")
+def models_verify(model: str | None, quant: str | None) -> ExitStatus:
+    """Hash every cached GGUF (or MODEL's) against its manifest's sha256.
+
+    \b
+    MODEL is a cached name or repo id. Loading a cached model hashes it only when its
+    size, mtime, ctime, inode or device differ from the manifest's record; this always
+    hashes. Prints an `ok` line per match on stdout and one error line per mismatch on
+    stderr; exit code 1 if any file does not match.
+    """
+    from . import models as cache
+
+    with _HashProgress() as progress:
+        checked = cache.verify(model, quant, on_start=progress.start)
+    if not checked:
+        note(f"no cached models in {cache.cache_root()}; run `mathsolve pull`")
+    for item in checked:
+        if item.error is None:
+            click.echo(f"ok  {item.name}  {item.quant}  {item.path}")
+        else:
+            print(f"mathsolve: error: {item.error}", file=sys.stderr, flush=True)
+    return ExitStatus.ERROR if any(item.error for item in checked) else ExitStatus.OK
+
+
+class _HashProgress:
+    """A rich bar on a colour terminal; plain lines on stderr when piped or NO_COLOR is set."""
+
+    def __init__(self) -> None:
+        import os
+
+        self._rich = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        self._bar = None
+
+    def __enter__(self) -> "_HashProgress":
+        if self._rich:
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True),
+                                 transient=True)
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def start(self, name: str, quant: str, size: int):  # noqa: ANN201 - a callback or None
+        if self._bar is not None:
+            task = self._bar.add_task(f"sha256 {name} {quant}", total=size)
+            return lambda n: self._bar.advance(task, n)
+        note(f"hashing {name} {quant} ({_size(size)})")
+        shown = {"done": 0, "quarter": 0}
+
+        def plain(n: int) -> None:
+            shown["done"] += n
+            quarter = shown["done"] * 4 // max(size, 1)
+            if quarter > shown["quarter"] and quarter < 4:
+                shown["quarter"] = quarter
+                note(f"hashing {name} {quant}: {quarter * 25}%")
+
+        return plain
 
 
 @click.command()

@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 from mathsolve.config import DEFAULT_MODEL, QUANT_CHOICES
 from mathsolve.engine import check_gguf_file
 from mathsolve.errors import ModelError, PullError, UsageError
+from mathsolve.gguf_check import validate as validate_gguf
 from mathsolve.hub import SOURCE_MARKER, offline_from_env
 from mathsolve.hub import download as _download  # the process boundary tests replace
 
@@ -40,6 +41,8 @@ _QUANT_RATIO = {"bf16": 1.0, "q8_0": 0.54, "q6_k": 0.42, "q5_k_m": 0.37, "q4_k_m
 _DIRECT = ("bf16", "q8_0")  # written by the converter without an intermediate file
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MANIFEST_KEYS = ("repo", "revision", "quant", "size", "sha256")
+USER_FILE_FIX = (f"re-download or re-convert it (`mathsolve convert`), or use a pulled model "
+                 f"(`mathsolve pull {DEFAULT_MODEL}`)")
 
 Progress = Callable[[str], None]
 
@@ -121,12 +124,23 @@ def _looks_like_path(spec: str) -> bool:
     )
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    """The hex sha256; `on_bytes(n)` after each block read, for a progress bar."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
     return digest.hexdigest()
+
+
+def _stat_record(st: os.stat_result) -> dict:
+    """What identifies the file's bytes cheaply. ctime_ns changes on every write and cannot be
+    set back (`touch -r`, `cp -p` keep mtime, not ctime); a copy or replacement gets a new
+    inode. Any difference means hashing again."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino, "device": st.st_dev}
 
 
 def _read_manifest(mpath: Path, repo: str, quant: str) -> dict:
@@ -143,8 +157,15 @@ def _read_manifest(mpath: Path, repo: str, quant: str) -> dict:
     return data
 
 
-def _load_cached(mdir: Path, repo: str, quant: str, verify: bool) -> ResolvedModel | None:
-    """The finished model in `mdir`, None when absent or unfinished, ModelError when damaged."""
+def _load_cached(mdir: Path, repo: str, quant: str, verify: bool, *, hash_if_changed: bool = True,
+                 locked: bool = False,
+                 on_bytes: Callable[[int], None] | None = None) -> ResolvedModel | None:
+    """The finished model in `mdir`, None when absent or unfinished, ModelError when damaged.
+
+    The GGUF is hashed when `verify`, or when its stat differs from the one recorded in the
+    manifest (or none is recorded: a manifest of an older mathsolve); a match records the new
+    stat, so the next load is fast. `hash_if_changed=False` (listing) never hashes: a changed
+    file gets a status instead. `locked`: the caller holds the model lock."""
     gguf, mpath = _gguf_path(mdir, quant), _manifest_path(mdir, quant)
     if not mpath.exists() or not gguf.exists():
         if mpath.exists():
@@ -154,18 +175,48 @@ def _load_cached(mdir: Path, repo: str, quant: str, verify: bool) -> ResolvedMod
         return None  # a GGUF without a manifest is an unfinished pull
     manifest = _read_manifest(mpath, repo, quant)
     fix = f"run `{_pull_cmd(manifest['repo'], quant, force=True)}`"
-    size = gguf.stat().st_size
-    if size != manifest["size"]:
-        raise ModelError(
-            f"{gguf} is {size} bytes but its manifest says {manifest['size']} (truncated?); {fix}"
-        )
+    before = _stat_record(gguf.stat())
+    if before["size"] != manifest["size"]:
+        raise ModelError(f"{gguf} is {before['size']} bytes but its manifest says "
+                         f"{manifest['size']} (truncated?); {fix}")
     check_gguf_file(gguf, fix)
-    # The manifest is written after the GGUF is in place: a GGUF modified since then is
-    # hashed even without verify=True (hashing every load would cost seconds per run).
-    changed = gguf.stat().st_mtime > mpath.stat().st_mtime
-    if (verify or changed) and sha256_file(gguf) != manifest["sha256"]:
-        raise ModelError(f"{gguf} does not match the sha256 in its manifest; {fix}")
+    if verify or manifest.get("stat") != before:
+        if not (verify or hash_if_changed):
+            why = ("changed on disk since its sha256 was last checked" if manifest.get("stat")
+                   else "was pulled by an older mathsolve and not hashed since")
+            raise ModelError(f"{gguf} {why} (its next load hashes it); "
+                             f"`mathsolve models verify {mdir.name} --quant {quant}` checks it now")
+        if sha256_file(gguf, on_bytes) != manifest["sha256"]:
+            raise ModelError(f"{gguf} does not match the sha256 in its manifest; {fix}")
+        unchanged_while_hashed = _stat_record(gguf.stat()) == before
+        if unchanged_while_hashed and manifest.get("stat") != before:
+            manifest = _record_stat(mdir, mpath, manifest, before, locked)
     return ResolvedModel(gguf, manifest["repo"], mdir.name, quant, manifest)
+
+
+def _record_stat(mdir: Path, mpath: Path, manifest: dict, stat: dict, locked: bool) -> dict:
+    """The manifest with `stat` recorded, rewritten atomically under the model lock when the
+    lock is free (a running pull or rm holds it: then nothing is written, the next load hashes
+    again) and the manifest is still the one that was checked."""
+    from filelock import FileLock, Timeout
+
+    updated = {**manifest, "stat": stat}
+    locks = mdir.parent.parent / "locks"
+    lock = None if locked else FileLock(str(locks / f"{mdir.name}.lock"))
+    try:
+        if lock is not None:
+            locks.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=0)
+        try:
+            if json.loads(mpath.read_text(encoding="utf-8")) == manifest:
+                _write_json_atomic(mpath, updated)
+                return updated
+        finally:
+            if lock is not None:
+                lock.release()
+    except (Timeout, OSError, ValueError):
+        pass  # not recorded: only costs a hash next time
+    return manifest
 
 
 def resolve(spec: str | None, quant: str, *, verify: bool = False) -> ResolvedModel:
@@ -175,6 +226,8 @@ def resolve(spec: str | None, quant: str, *, verify: bool = False) -> ResolvedMo
     path = Path(spec).expanduser()
     if path.is_file():
         check_gguf_file(path, "pass a .gguf model file")
+        # Not written by our pull: llama.cpp may abort on it, so it is checked first.
+        validate_gguf(path, USER_FILE_FIX, verdicts=cache_root() / "validated")
         return ResolvedModel(path, "file", path.stem, quant, None)
     if path.is_dir() and not _REPO_RE.match(spec):
         raise ModelError(f"{spec} is a directory; pass a .gguf file, a cached name or a repo id")
@@ -216,7 +269,7 @@ def list_models() -> list[CachedModel]:
             quant, repo = gguf.stem, name_to_repo(mdir.name)
             size, revision, status = gguf.stat().st_size, "", "ok"
             try:
-                found = _load_cached(mdir, repo, quant, verify=False)
+                found = _load_cached(mdir, repo, quant, verify=False, hash_if_changed=False)
                 if found is None:
                     status = f"unfinished pull: run `{_pull_cmd(repo, quant)}`"
                 else:
@@ -224,6 +277,46 @@ def list_models() -> list[CachedModel]:
             except ModelError as exc:
                 status = str(exc)
             out.append(CachedModel(mdir.name, repo, quant, size, gguf, revision, status))
+    return out
+
+
+@dataclass(frozen=True)
+class Verified:
+    name: str
+    quant: str
+    path: Path
+    size: int
+    error: str | None  # None: the sha256 matches its manifest
+
+
+def verify(name_or_repo: str | None, quant: str | None,
+           on_start: Callable[[str, str, int], Callable[[int], None] | None] | None = None,
+           ) -> list[Verified]:
+    """Hash every cached GGUF (or one model's, or one quant's) against its manifest.
+
+    `on_start(name, quant, size)` is called before each file and may return an `on_bytes`
+    callback for a progress bar. A match records the file's stat, so loads skip the hash."""
+    if quant is not None:
+        _check_quant(quant)
+    name = repo_to_name(name_or_repo) if name_or_repo and "/" in name_or_repo else name_or_repo
+    found = [m for m in list_models() if name in (None, m.name) and quant in (None, m.quant)]
+    if not found:
+        if name_or_repo is None and quant is None:
+            return []
+        cached = ", ".join(f"{m.name} ({m.quant})" for m in list_models()) or "none"
+        what = f"model {name_or_repo!r}" if name_or_repo else "model"
+        raise ModelError(f"no cached {what}{f' at {quant}' if quant else ''}; cached: {cached}")
+    out: list[Verified] = []
+    for m in found:
+        on_bytes = on_start(m.name, m.quant, m.size) if on_start else None
+        repo = name_to_repo(m.name)
+        try:
+            got = _load_cached(m.path.parent, repo, m.quant, verify=True, on_bytes=on_bytes)
+            error = (None if got else
+                     f"{m.path} is an unfinished pull; run `{_pull_cmd(repo, m.quant)}`")
+        except ModelError as exc:
+            error = str(exc)
+        out.append(Verified(m.name, m.quant, m.path, m.size, error))
     return out
 
 
@@ -383,7 +476,7 @@ def pull(
             say(f"removed {left.name} left by an interrupted pull")
         if not force:
             try:
-                found = _load_cached(mdir, repo, quant, verify=False)
+                found = _load_cached(mdir, repo, quant, verify=False, locked=True)
             except ModelError:
                 found = None  # damaged: pull again over it
             if found is not None and revision in (
@@ -441,6 +534,7 @@ def _finish(
         }
         mpath.unlink(missing_ok=True)  # the old GGUF stops counting as finished first
         os.replace(tmp, gguf)
+        manifest["stat"] = _stat_record(gguf.stat())  # after the rename, which sets ctime
         _write_json_atomic(mpath, manifest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,23 @@ def require_shared(*parts: str) -> Path:
             pytest.fail(message + "; CI must have it")
         pytest.skip(message)
     return path
+
+
+def _sigint_to_default() -> None:
+    """A child's preexec_fn: SIGINT at its default action, whatever this process inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def sigint_default():
+    """For Ctrl-C tests. A suite started with SIGINT ignored (nohup, `cmd &` in a script, some
+    CI runners) passes SIG_IGN on to every child and leaves Python's handler uninstalled, so
+    the tests would test the caller's shell, not mathsolve. In this process: Python's own
+    handler (KeyboardInterrupt) for the test, restored after. For children: pass the fixture's
+    value as `preexec_fn` (it resets SIGINT to SIG_DFL before exec)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield _sigint_to_default
+    signal.signal(signal.SIGINT, old)
 
 
 @pytest.fixture(scope="session")

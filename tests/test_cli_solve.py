@@ -22,8 +22,10 @@ JSON_KEYS = {"id", "problem", "answer", "completion", "finish_reason", "prompt_t
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def run(args: list[str], stdin: bytes = b"", env: dict | None = None, timeout: int = 300):
-    full_env = {**os.environ, **(env or {})}
+def run(args: list[str], stdin: bytes = b"", env: dict | None = None, timeout: int = 300,
+        unset: tuple[str, ...] = ()):
+    """The CLI in a child with os.environ plus `env`, minus the variables in `unset`."""
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
                           capture_output=True, timeout=timeout, env=full_env)
 
@@ -194,13 +196,15 @@ def test_no_color_on_a_terminal_means_no_colour_codes(smollm2_gguf):
     assert ANSI_COLOUR.search(screen) is None
 
 
-def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tmp_path):
+def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tmp_path,
+                                                              sigint_default):
     problems = tmp_path / "p.txt"
     problems.write_text("What is 1+1?\n" + "Write a very long essay about the number seven.\n" * 5)
     proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
                              "-f", str(problems), "--json", "--max-tokens", "200", "--parallel", "2",
                              "--ctx", "1024", "--seed", "1", "--temperature", "1.0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=sigint_default)
     first = proc.stdout.readline()  # the first record is out: the batch is past problem 1
     time.sleep(0.5)  # two problems in flight: at least three more of up to 200 tokens to come
     proc.send_signal(signal.SIGINT)
@@ -214,9 +218,8 @@ def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tm
 
 def test_offline_missing_model_fails_at_once_with_the_pull_command(tmp_path):
     env = {"MATHSOLVE_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    env.pop("MATHSOLVE_MODEL", None)
     start = time.monotonic()
-    proc = run(["What is 1+1?"], env=env)
+    proc = run(["What is 1+1?"], env=env, unset=("MATHSOLVE_MODEL", "MATHSOLVE_SERVER"))
     err = proc.stderr.decode()
     assert proc.returncode == 1
     assert "mathsolve pull jaygala24/Qwen3-4B-RLOO-math-reasoning --quant q4_k_m" in err

@@ -6,6 +6,10 @@ import pytest
 
 from mathsolve import doctor
 
+# How llama.cpp's system info names each GPU backend ("CUDA : ARCHS = ... | CPU : ...").
+GPU_REGISTRY_NAMES = {"CUDA": ("CUDA",), "Metal": ("MTL", "METAL"), "ROCm": ("ROCm", "ROCM"),
+                      "Vulkan": ("Vulkan",), "SYCL": ("SYCL",), "OpenCL": ("OpenCL", "OPENCL"),
+                      "MUSA": ("MUSA",), "CANN": ("CANN",)}
 KEYS = {
     "llama_cpp_python", "system_info", "gpu_offload", "backend", "gpu_detected",
     "physical_cores", "logical_cpus", "platform", "cache_root", "free_disk_gb",
@@ -22,7 +26,10 @@ def test_collect_reports_the_installed_build_and_cache(tmp_path, monkeypatch):
     assert info["llama_cpp_python"] == llama_cpp.__version__
     assert "CPU" in info["system_info"]  # llama.cpp always lists its CPU features
     assert info["gpu_offload"] == bool(llama_cpp.llama_supports_gpu_offload())
-    assert info["backend"] == ("CPU" if not info["gpu_offload"] else info["backend"])
+    # A CPU build says CPU; a GPU build names a GPU backend that llama.cpp itself lists.
+    listed = [name for name, registry in GPU_REGISTRY_NAMES.items()
+              if any(f"{r} :" in info["system_info"] for r in registry)]
+    assert info["backend"] in (listed if info["gpu_offload"] else ["CPU"])
     assert 1 <= info["physical_cores"] <= info["logical_cpus"]
     # the sampling path a default run takes: in the graph on a GPU, vectorised on a CPU
     assert info["sampler"].startswith("graph" if info["gpu_offload"] else "vector")

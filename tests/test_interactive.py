@@ -24,12 +24,14 @@ def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
     return seen
 
 
-def test_interactive_loop_solves_lines_cancels_with_ctrl_c_and_quits_on_ctrl_d(smollm2_gguf, tmp_path):
+def test_interactive_loop_solves_lines_cancels_with_ctrl_c_and_quits_on_ctrl_d(
+        smollm2_gguf, tmp_path, sigint_default):
     leader, follower = pty.openpty()
     env = {**os.environ, "MATHSOLVE_HOME": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "100"}
     proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
                              "--max-tokens", "300", "--seed", "1", "--threads", "2"],
-                            stdin=follower, stdout=follower, stderr=follower, env=env)
+                            stdin=follower, stdout=follower, stderr=follower, env=env,
+                            preexec_fn=sigint_default)
     os.close(follower)
     try:
         assert b"math> " in read_until(leader, b"math> ", 120)

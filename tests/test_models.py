@@ -25,14 +25,9 @@ _REAL_DOWNLOAD = models._download  # before any test replaces it
 
 
 @pytest.fixture(scope="session")
-def tiny_ckpt(request, tmp_path_factory) -> Path:
-    """The converter's tiny Qwen3 checkpoint fixture, or one built here when it is absent."""
-    try:
-        return request.getfixturevalue("tiny_qwen3_dir")
-    except pytest.FixtureLookupError:
-        from tinymodels import make_checkpoint
-
-        return make_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+def tiny_ckpt(tiny_qwen3_dir) -> Path:
+    """The converter's tiny Qwen3 checkpoint (tests/conftest.py)."""
+    return tiny_qwen3_dir
 
 
 def fake_hub(src: Path, calls: list, fetch_bytes: int = 0):
@@ -348,16 +343,196 @@ def test_damaged_cache_is_detected_with_the_force_fix(cached, damage, verify):
         assert models.list_models()[0].status != "ok"
 
 
-def test_sha256_is_checked_when_the_gguf_changed_after_its_manifest_or_when_asked(cached):
-    gguf, manifest = cached / "q8_0.gguf", cached / "q8_0.manifest.json"
-    _flip_byte(gguf)  # written now: newer than the manifest, so it is hashed on every resolve
+@pytest.fixture
+def hashes(monkeypatch) -> list[Path]:
+    """Every file models.py hashes (a spy: the real sha256_file still runs)."""
+    seen: list[Path] = []
+    real = models.sha256_file
+
+    def spy(path, on_bytes=None):
+        seen.append(Path(path))
+        return real(path, on_bytes)
+
+    monkeypatch.setattr(models, "sha256_file", spy)
+    return seen
+
+
+def _settled(cached: Path) -> Path:
+    """The cached GGUF after one load: its stat (new inode after copytree) is recorded."""
+    models.resolve(REPO_ID, "q8_0")
+    return cached / "q8_0.gguf"
+
+
+def _edit_keeping_mtime(gguf: Path) -> None:
+    """Change bytes in place, then put the old mtime back (`touch -r`): same size, mtime, inode."""
+    st = gguf.stat()
+    with open(gguf, "r+b") as fh:
+        fh.seek(st.st_size // 2)
+        byte = fh.read(1)
+        fh.seek(st.st_size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(gguf, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = gguf.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _cp_p_over(gguf: Path, tmp: Path) -> None:
+    """`cp -p` of a same-size file with other bytes and the original's mtime over the GGUF."""
+    other = tmp / "other.gguf"
+    shutil.copy2(gguf, other)
+    _flip_byte(other)
+    st = gguf.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    subprocess.run(["cp", "-p", str(other), str(gguf)], check=True)
+    assert (gguf.stat().st_size, gguf.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def _replaced_by_a_copy(gguf: Path, tmp: Path) -> None:
+    """A new file (new inode) with other bytes, the same size and the original's mtime."""
+    other = tmp / "other.gguf"
+    shutil.copy2(gguf, other)
+    _flip_byte(other)
+    st = gguf.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, gguf)
+    assert gguf.stat().st_ino != st.st_ino and gguf.stat().st_mtime_ns == st.st_mtime_ns
+
+
+@pytest.mark.parametrize("edit", ["touch-r", "cp-p", "new-inode"])
+def test_a_changed_gguf_with_the_same_size_and_mtime_is_caught_on_load(cached, tmp_path, edit):
+    gguf = _settled(cached)
+    {"touch-r": lambda: _edit_keeping_mtime(gguf), "cp-p": lambda: _cp_p_over(gguf, tmp_path),
+     "new-inode": lambda: _replaced_by_a_copy(gguf, tmp_path)}[edit]()
+    with pytest.raises(ModelError, match="does not match the sha256") as info:
+        models.resolve(REPO_ID, "q8_0")
+    assert "`mathsolve pull tiny/qwen3 --quant q8_0 --force`" in str(info.value)
+
+
+def test_an_unchanged_gguf_is_not_hashed_on_load_and_an_identical_copy_once(cached, hashes):
+    gguf = _settled(cached)
+    assert hashes == [gguf]  # copytree gave it a new inode: hashed once, stat recorded
+    recorded = json.loads((cached / "q8_0.manifest.json").read_text())["stat"]
+    assert recorded["inode"] == gguf.stat().st_ino and recorded["size"] == gguf.stat().st_size
+    models.resolve(REPO_ID, "q8_0")
+    models.resolve(NAME, "q8_0")
+    assert hashes == [gguf]  # the cheap path: stat matches, no hash
+    copy = cached / "copy.tmp"
+    shutil.copy2(gguf, copy)
+    os.replace(copy, gguf)  # same bytes, new inode: hashed once more, then fast again
+    models.resolve(REPO_ID, "q8_0")
+    models.resolve(REPO_ID, "q8_0")
+    assert hashes == [gguf, gguf]
+
+
+def test_a_manifest_without_stat_from_an_older_version_is_hashed_once_then_recorded(cached, hashes):
+    mpath = cached / "q8_0.manifest.json"
+    manifest = json.loads(mpath.read_text())
+    del manifest["stat"]
+    mpath.write_text(json.dumps(manifest))
+    assert models.resolve(REPO_ID, "q8_0").path.exists()
+    assert models.resolve(REPO_ID, "q8_0").path.exists()
+    assert len(hashes) == 1
+    assert json.loads(mpath.read_text())["stat"]["inode"] == (cached / "q8_0.gguf").stat().st_ino
+    _edit_keeping_mtime(cached / "q8_0.gguf")
+    del manifest["sha256"]  # a damaged old manifest is still refused with the fix
+    mpath.write_text(json.dumps({**manifest, "sha256": "0" * 64}))
     with pytest.raises(ModelError, match="does not match the sha256"):
         models.resolve(REPO_ID, "q8_0")
-    before = manifest.stat().st_mtime - 10
-    os.utime(gguf, (before, before))  # an older GGUF is not hashed unless asked (cheap path)
-    assert models.resolve(REPO_ID, "q8_0").path.exists()
-    with pytest.raises(ModelError, match="does not match the sha256"):
-        models.resolve(REPO_ID, "q8_0", verify=True)
+
+
+def test_verify_true_always_hashes(cached, hashes):
+    gguf = _settled(cached)
+    models.resolve(REPO_ID, "q8_0", verify=True)
+    assert hashes == [gguf, gguf]
+
+
+def test_listing_never_hashes_and_names_verify_for_a_changed_file(cached, hashes):
+    gguf = _settled(cached)
+    _edit_keeping_mtime(gguf)
+    [entry] = models.list_models()
+    assert hashes == [gguf]  # only _settled's
+    assert "changed on disk" in entry.status
+    assert "mathsolve models verify tiny--qwen3 --quant q8_0" in entry.status
+
+
+def test_pull_writes_the_stat_of_the_renamed_gguf(home, hub_calls, hashes):
+    got = models.pull(REPO_ID, "q8_0")
+    st = got.path.stat()
+    assert got.manifest["stat"] == {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                    "ctime_ns": st.st_ctime_ns, "inode": st.st_ino,
+                                    "device": st.st_dev}
+    hashes.clear()
+    models.resolve(REPO_ID, "q8_0")
+    assert hashes == []  # a fresh pull loads without hashing
+
+
+def _verify_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MATHSOLVE_HOME": str(home), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "mathsolve", "models", "verify", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_models_verify_command_good_and_bad_models(cached, home):
+    other = home / "models" / "tiny--other"
+    shutil.copytree(cached, other)
+    good = _verify_cli(home)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.splitlines() == [f"ok  tiny--other  q8_0  {other / 'q8_0.gguf'}",
+                                        f"ok  tiny--qwen3  q8_0  {cached / 'q8_0.gguf'}"]
+    assert "hashing tiny--qwen3 q8_0" in good.stderr and "\x1b[" not in good.stderr
+
+    _edit_keeping_mtime(cached / "q8_0.gguf")
+    bad = _verify_cli(home)
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines() == [f"ok  tiny--other  q8_0  {other / 'q8_0.gguf'}"]
+    errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("mathsolve: error:")]
+    assert errors == [f"mathsolve: error: {cached / 'q8_0.gguf'} does not match the sha256 in "
+                      "its manifest; run `mathsolve pull tiny/qwen3 --quant q8_0 --force`"]
+
+    one = _verify_cli(home, "tiny/other", "--quant", "q8_0")  # by repo id, one quant
+    assert (one.returncode, one.stdout.split()[:3]) == (0, ["ok", "tiny--other", "q8_0"])
+    missing = _verify_cli(home, "nothing")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip().splitlines() == [
+        "mathsolve: error: no cached model 'nothing'; cached: tiny--other (q8_0), tiny--qwen3 (q8_0)"]
+
+
+def test_models_verify_with_an_empty_cache_says_so_and_succeeds(home):
+    proc = _verify_cli(home)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "no cached models" in proc.stderr
+
+
+@pytest.mark.parametrize("no_color", [False, True], ids=["colour-terminal", "NO_COLOR"])
+def test_models_verify_shows_a_progress_bar_on_a_terminal_unless_no_color(cached, home, no_color):
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "MATHSOLVE_HOME": str(home), "TERM": "xterm-256color", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    if no_color:
+        env["NO_COLOR"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "models", "verify"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower,
+                            env=env)
+    os.close(follower)
+    out, _ = proc.communicate(timeout=120)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and out.decode().startswith("ok  tiny--qwen3")
+    if no_color:  # plain lines, no escape codes
+        assert b"hashing tiny--qwen3 q8_0" in screen and b"\x1b[" not in screen
+    else:  # rich's live bar
+        assert b"sha256 tiny--qwen3 q8_0" in screen and b"\x1b[" in screen
+        assert b"hashing tiny--qwen3" not in screen
 
 
 def _flip_byte(path: Path) -> None:
@@ -478,6 +653,7 @@ def test_second_concurrent_pull_fails_clearly_with_the_holder_pid(home, hub_call
 # --- list / remove ------------------------------------------------------------------------
 
 def test_list_models_reports_name_repo_quant_size_path_revision(cached):
+    _settled(cached)  # the copy's new stat is recorded by its first load
     [entry] = models.list_models()
     assert (entry.name, entry.repo, entry.quant, entry.revision, entry.status) == (
         NAME, REPO_ID, "q8_0", SHA, "ok")

@@ -11,13 +11,7 @@ PROBLEM = "Write a long story about a dragon."
 
 
 def _engine_for(request, which: str, **extra) -> Engine:
-    if which == "smollm2":
-        path = request.getfixturevalue("smollm2_gguf")
-    else:
-        try:
-            path = request.getfixturevalue("tiny_qwen3_gguf")
-        except pytest.FixtureLookupError:
-            pytest.skip("tests/conftest.py has no tiny_qwen3_gguf fixture yet")
+    path = request.getfixturevalue("smollm2_gguf" if which == "smollm2" else "tiny_qwen3_gguf")
     return Engine.load(EngineConfig(str(path), n_ctx=512, gpu=False, extra=extra))
 
 
