@@ -73,6 +73,8 @@ class InterruptibleDecode:
 
         if threading.current_thread() is not threading.main_thread():
             return self
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # nohup: Ctrl-C stays ignored
+            return self
         self._old = signal.signal(signal.SIGINT, self._on_sigint)
         self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
         if self._ctx is not None:
@@ -151,7 +153,8 @@ class SampleState:
         self.chain = chain
         self.utf8 = Utf8Stream()
         self.splitter = ThinkSplitter(in_think=job.in_think)
-        self.parts: list[str] = []
+        self.parts: list[str] = []  # text so far, when events stream it
+        self.raw: list[bytes] | None = [] if self.on_event is None else None  # else bytes
         self.ids: list[int] = []
         self.n_generated = 0
         self.finish: str | None = None
@@ -173,13 +176,17 @@ class SampleState:
         self.next_input = token
         self.pos += 1
         self.n_generated += 1
-        self._text(self.utf8.feed(self.vocab.token_bytes(token)))
+        if self.raw is not None:  # nobody watches: decode once, at the end (same text)
+            self.raw.append(self.vocab.token_bytes(token))
+        else:
+            self._text(self.utf8.feed(self.vocab.token_bytes(token)))
         if self.n_generated >= self.max_tokens:
             self.end("length")
 
     def end(self, reason: str) -> None:
-        self._text(self.utf8.flush())
-        self._emit(self.splitter.flush())
+        if self.raw is None:
+            self._text(self.utf8.flush())
+            self._emit(self.splitter.flush())
         self.finish = reason
         self.seconds = time.perf_counter() - self.start
 
@@ -193,12 +200,19 @@ class SampleState:
             for kind, text in pieces:
                 self.on_event(TextEvent(self.sample, text, kind))
 
+    def text(self) -> str:
+        if self.raw is not None:
+            utf8 = Utf8Stream()
+            return utf8.feed(b"".join(self.raw)) + utf8.flush()
+        return "".join(self.parts)
+
     def completion(self, *, interrupted: bool = False) -> Completion:
         if self.finish is None:
-            self.parts.append(self.utf8.flush())
+            if self.raw is None:
+                self.parts.append(self.utf8.flush())
             self.seconds = time.perf_counter() - self.start
         reason = self.finish or ("interrupted" if interrupted else "length")
-        return Completion(self.sample, self.sampling.seed, "".join(self.parts), reason,
+        return Completion(self.sample, self.sampling.seed, self.text(), reason,
                           self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds,
                           tuple(self.ids))
 

@@ -37,6 +37,11 @@ from .stream import think_open_at_end
 __all__ = ["Completion", "Engine", "GenerationInterrupted", "Job", "TextEvent", "physical_cores"]
 
 GGUF_MAGIC = b"GGUF"
+# llama.cpp's CPU threads (GNU OpenMP) spin 300,000 times before they sleep: on a small
+# machine the spinning thread takes the core our sampler's second thread needs between two
+# decodes. 30,000 keeps llama.cpp's own speed (llama-batched-bench alike) and frees the core
+# sooner. Read once, when llama.cpp loads; a value the user set wins.
+OPENMP_SPIN = ("GOMP_SPINCOUNT", "30000")
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
 PATHS = ("auto", "graph", "vector", "chain")
 
@@ -110,6 +115,7 @@ class Engine:
         self._last_path = ""
         self._refused_noted = False
         self._vector = None
+        self._logits: tuple | None = None  # (address, numpy view) of llama.cpp's logits buffer
         self._pieces: dict[int, bytes] = {}
         self._stops: dict[int, bool] = {}
         self._stop_ids = self._find_stop_ids()
@@ -119,6 +125,9 @@ class Engine:
     @classmethod
     def load(cls, cfg: EngineConfig, *, warn: Warn | None = None) -> "Engine":
         """Load with every layer on the GPU when the build can; fall back to CPU with a warning."""
+        import os
+
+        os.environ.setdefault(*OPENMP_SPIN)  # before llama.cpp (and OpenMP) loads
         import llama_cpp
 
         path = Path(cfg.model_path)
@@ -449,6 +458,7 @@ class Engine:
             seqs = max(1, seqs // 2)
             self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
         self._ctx, self._ctx_seqs, self._ctx_graph = ctx, seqs, graph
+        self._logits = None
         self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
         self._slot_tokens = [[] for _ in range(seqs)]
@@ -566,7 +576,6 @@ class Engine:
         return [llama_cpp.llama_sampler_sample(seq.chain, ctx, i) for i, seq in enumerate(rows)]
 
     def _sample_vector(self, rows: list[SampleState]) -> list[int]:
-        import llama_cpp
         import numpy as np
 
         from .sampling import BatchSampler
@@ -574,17 +583,29 @@ class Engine:
         if self._vector is None:
             self._vector = BatchSampler(self._n_vocab, self._threads)
         n = len(rows)
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self._ctx), shape=(n, self._n_vocab))
+        logits = self._logits_view()[:n]
+        if n == 1:  # K = 1: no arrays for one seed and one step
+            seq = rows[0]
+            return [self._vector.sample_one(logits[0], seq.sampling, seq.sampling.seed, seq.steps)]
         seeds = np.fromiter((seq.sampling.seed for seq in rows), dtype=np.int64, count=n)
         steps = np.fromiter((seq.steps for seq in rows), dtype=np.int64, count=n)
         first = rows[0].sampling
         if all(seq.sampling.draw_key == first.draw_key for seq in rows):
             return self._vector.sample(logits, first, seeds, steps).tolist()
-        out = np.empty(n, dtype=np.int64)
-        for i, seq in enumerate(rows):  # mixed samplings in one batch: row by row
-            out[i:i + 1] = self._vector.sample(logits[i:i + 1], seq.sampling, seeds[i:i + 1],
-                                               steps[i:i + 1])
-        return out.tolist()
+        return [self._vector.sample_one(logits[i], seq.sampling, seq.sampling.seed, seq.steps)
+                for i, seq in enumerate(rows)]  # mixed samplings in one batch: row by row
+
+    def _logits_view(self):  # noqa: ANN202 - a numpy array over llama.cpp's logits buffer
+        """All rows of llama.cpp's logits buffer as one numpy array, made again only when
+        llama.cpp moves the buffer (building the view costs more than a K = 1 draw)."""
+        import llama_cpp
+        import numpy as np
+
+        ptr = llama_cpp.llama_get_logits(self._ctx)  # also puts the rows in batch order
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        if self._logits is None or self._logits[0] != address:  # a step has <= one row a slot
+            self._logits = (address, np.ctypeslib.as_array(ptr, shape=(self._ctx_seqs, self._n_vocab)))
+        return self._logits[1]
 
     def release(self, seq: SampleState) -> None:
         """A sample left the batch: its slot keeps only the prompt (for the next sample)."""

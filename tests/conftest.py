@@ -41,6 +41,19 @@ def sigint_default():
     signal.signal(signal.SIGINT, old)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Every test and every mathsolve it starts uses a cache of the session's own (cached
+    models, GGUF verdicts, history), never the user's; tests that need another set theirs."""
+    old = os.environ.get("MATHSOLVE_HOME")
+    os.environ["MATHSOLVE_HOME"] = str(tmp_path_factory.mktemp("mathsolve-home"))
+    yield
+    if old is None:
+        os.environ.pop("MATHSOLVE_HOME", None)
+    else:
+        os.environ["MATHSOLVE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def qwen3_tokenizer_dir() -> Path:
     return require_shared("qwen3-tokenizer")

@@ -354,3 +354,24 @@ def test_ctrl_c_during_a_long_prompt_stops_the_prefill(smollm2_gguf, sigint_defa
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
         c = engine.generate(engine.render("1+1"), SamplingConfig(temperature=0, max_tokens=3))
         assert c.completion_tokens == 3
+
+
+def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it_during_a_prompt(smollm2_gguf):
+    """Under nohup (SIGINT ignored) the prefill must not install a Ctrl-C handler of its own."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, signal, threading
+from mathsolve.config import EngineConfig, SamplingConfig
+from mathsolve.engine import Engine
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+e = Engine.load(EngineConfig({str(smollm2_gguf)!r}, n_ctx=2048, gpu=False))
+prompt = e.render("two plus two " * 300)
+threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+c = e.generate(prompt, SamplingConfig(temperature=0, max_tokens=4))
+print(c.finish_reason, c.completion_tokens, signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["length", "4", "True"]

@@ -129,6 +129,28 @@ def test_vectorised_draws_follow_the_chain_distribution(vocab, name):
     assert chi_square_rejects(counts, wrong)  # the test has the power to see a wrong temperature
 
 
+@pytest.mark.parametrize("name", list(CONFIGS), ids=list(CONFIGS))
+def test_a_rows_draw_does_not_depend_on_the_other_rows(name):
+    """The contract's base: the same logits, seed and step give the same token whether the
+    row is sampled alone, in a batch of 9, or split across threads; rows that need the shift
+    (logits near overflow, or all far below zero) included."""
+    s = SamplingConfig(**CONFIGS[name])
+    rows = np.stack([synthetic_logits(151936, seed) for seed in range(9)])
+    rows[2] += 95.0  # exp would overflow without the shift
+    rows[5] -= 200.0  # exp would vanish everywhere without the shift
+    together, alone = BatchSampler(151936, threads=2), BatchSampler(151936, threads=1)
+    seeds = np.arange(9) * 7 + 1
+    for step in range(5):
+        steps = np.full(9, step)
+        batch = together.sample(rows, s, seeds, steps).tolist()
+        single = [int(alone.sample(rows[i:i + 1], s, seeds[i:i + 1], steps[i:i + 1])[0])
+                  for i in range(9)]
+        assert batch == single
+    probs = reference_probs(rows[2], s)  # and the shifted rows still draw only likely tokens
+    assert all(token in probs for token in together.sample(np.repeat(rows[2:3], 20, axis=0), s,
+                                                           np.arange(20), np.zeros(20)).tolist())
+
+
 def test_greedy_vector_sampler_is_argmax():
     logits = (np.random.default_rng(3).standard_normal((9, 151936))).astype(np.float32)
     sampler = BatchSampler(151936)
