@@ -262,8 +262,9 @@ def _full_vocabulary(logits: "np.ndarray", s: SamplingConfig, u: "np.ndarray",
     sums = np.empty((n, len(tiles)), dtype=np.float64)
     for r in range(n):
         _weights(logits[r], 0.0, inv, cuts[r], scratch[:vocab])
-        block_sums = tiles.sum(axis=1)
-        total = float(block_sums.sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # inf: redone with the shift below
+            block_sums = tiles.sum(axis=1)
+            total = float(block_sums.sum())
         if not (math.isfinite(total) and total > 1e-30):  # overflow, or all underflowed
             shifts[r] = float(logits[r].max())
             _weights(logits[r], shifts[r], inv, cuts[r], scratch[:vocab])

@@ -18,8 +18,9 @@ TOKENS=${TOKENS:-256}; KS=${KS:-1,8,32}; PROBLEMS=${PROBLEMS:-64}
 NGL=$([ "$GPU" = 1 ] && echo 99 || echo 0)
 pack() { tar czf "$OUTDIR/w.tar.gz.tmp" -C /tmp w 2>/dev/null && mv "$OUTDIR/w.tar.gz.tmp" "$OUTDIR/w.tar.gz"; }
 log() { echo "[+${SECONDS}s] $*" | tee -a "$W/steps.log"; pack; }
-step() { local name=$1 limit=$2; shift 2; log "$name"; timeout "$limit" "$@" >"$W/$name.txt" 2>&1;
-         log "$name rc=$?"; }
+step() { local name=$1 limit=$2 rc; shift 2; log "$name"; timeout "$limit" "$@" >"$W/$name.txt" 2>&1;
+         rc=$?; log "$name rc=$rc"; return $rc; }
+need() { "$@" || { tail -20 "$W/$2.txt"; log "stopped: $2 failed"; exit 1; }; }
 export PATH=$PATH:/usr/local/cuda/bin
 [ "$GPU" = 1 ] && log "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader); $(nproc) cores"
 
@@ -43,11 +44,11 @@ fi
 export MATHSOLVE_HOME=/tmp/mshome
 PY=python3; M=/tmp/m-q4_k_m.gguf
 
-step checkpoint 120 $PY bench/gpu/make_4b.py /tmp/hf "$G/qwen3-tokenizer" --layers "$LAYERS"
+need step checkpoint 120 $PY bench/gpu/make_4b.py /tmp/hf "$G/qwen3-tokenizer" --layers "$LAYERS"
 while [ ! -f /tmp/lb/rc ] && [ $SECONDS -lt 400 ]; do sleep 5; done
 [ "$(cat /tmp/lb/rc 2>/dev/null)" = 0 ] || { log "build not done (rc=$(cat /tmp/lb/rc 2>/dev/null))"; tail -5 "$W/build.log"; exit 1; }
 log "build done"
-step convert 150 $PY -m mathsolve_convert /tmp/hf -o $M --outtype q4_k_m --force
+need step convert 150 $PY -m mathsolve_convert /tmp/hf -o $M --outtype q4_k_m --force
 rm -rf /tmp/hf
 step doctor 60 $PY -m mathsolve doctor
 step sampling 240 $PY bench/bench_sampling.py --model $M --ks "$KS" --paths auto,vector,chain \
@@ -63,4 +64,5 @@ if [ "$GPU" = 1 ]; then   # the real out-of-memory path: hold the GPU's memory, 
 fi
 log "end"
 echo "== summary"; cat "$W/steps.log"
-for f in doctor sampling inflight repro cpu oom; do [ -f "$W/$f.txt" ] && { echo "== $f"; grep -v '^\s*$' "$W/$f.txt" | tail -40; }; done
+for f in doctor sampling inflight repro; do [ -f "$W/$f.txt" ] && { echo "== $f"; grep -v '^\s*$' "$W/$f.txt" | tail -40; }; done
+for f in cpu oom; do [ -f "$W/$f.txt" ] && { echo "== $f"; grep -E '^mathsolve:|^\{|rror' "$W/$f.txt" | cut -c1-300; }; done
