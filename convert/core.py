@@ -17,12 +17,11 @@ from .checkpoint import read_json, read_tensors
 from .errors import ConversionError
 from .quantize import quantize_file
 from .tensor_map import map_tensor, required_sources
-from .tensors import DIRECT_TYPES, OUTTYPES, QUANTISED_TYPES, Planned, choose_type, encode_chunks, encoded_nbytes
+from .tensors import (DIRECT_TYPES, OUTTYPES, QUANTISED_TYPES, SIZE_RATIO, Planned, choose_type,
+                      encode_chunks, encoded_nbytes)
 from .vocab import Vocab, add_special_vocab, load_vocab
 
 Progress = Callable[[str, int, int], None]
-# Output size of llama.cpp's k-quant mixes relative to bf16 (measured on Qwen3-4B shapes, rounded up)
-QUANT_RATIO = {"q4_k_m": 0.32, "q5_k_m": 0.37, "q6_k": 0.42}
 METADATA_MARGIN = 64 << 20
 DISK_MARGIN = 64 << 20
 
@@ -61,7 +60,7 @@ def estimate_output_bytes(hf_dir: str | os.PathLike[str], outtype: str) -> int:
     _, plan = _plan(hf_dir, outtype)
     body = sum(p.nbytes for p in plan) + METADATA_MARGIN
     if outtype in QUANTISED_TYPES:
-        return body + int(body * QUANT_RATIO[outtype])
+        return body + int(body * SIZE_RATIO[outtype])
     return body
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .cli_admin import note
+from .config import CHECK_TIMEOUT_S
 from .errors import ExitStatus, InputError
 
 
@@ -95,7 +96,7 @@ def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, tot
         return sampling.with_seed(sampling.seed + 1000 * positions[problem.id])
 
     def record(result):  # noqa: ANN001,ANN202
-        return evaluate.eval_record(result, options.samples, 2.0, opts["save_completions"],
+        return evaluate.eval_record(result, options.samples, options.check_timeout, opts["save_completions"],
                                     result.texts)
 
     def one(problem):  # noqa: ANN001,ANN202
@@ -137,7 +138,7 @@ def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, tot
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
               help="Write graded JSON lines here instead of stdout.")
-@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=CHECK_TIMEOUT_S, show_default=True,
               help="Hard time limit per comparison, in seconds.")
 def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     """Grade completions of any model: FILE rows have `completion` and `reference`.

@@ -18,6 +18,8 @@ QUANT_CHOICES = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")  # what `pull` make
 DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
 DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
+SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.choose_path
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,6 @@ from mathsolve.hub import download as _download  # the process boundary tests re
 PARTIAL_PREFIX = ".partial-"
 LOCK_WAIT_S = 3.0
 GB = 1e9
-# Output size relative to bf16 source weights (bits per weight / 16), for the up-front disk
-# check before anything is downloaded; k-quants go through a bf16 intermediate.
-_QUANT_RATIO = {"bf16": 1.0, "q8_0": 0.54, "q6_k": 0.42, "q5_k_m": 0.37, "q4_k_m": 0.32}
 _DIRECT = ("bf16", "q8_0")  # written by the converter without an intermediate file
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MANIFEST_KEYS = ("repo", "revision", "quant", "size", "sha256")
@@ -391,8 +388,11 @@ def _check_disk(where: Path, need: int, what: str) -> None:
 
 
 def conversion_need(source_bytes: int, quant: str) -> int:
-    """Peak bytes written while converting: output, plus the bf16 intermediate of k-quants."""
-    need = int(source_bytes * _QUANT_RATIO[quant])
+    """Peak bytes written while converting: output, plus the bf16 intermediate of k-quants
+    (the up-front disk check of `pull`, before anything is downloaded)."""
+    from mathsolve_convert import SIZE_RATIO  # output size relative to bf16 source weights
+
+    need = int(source_bytes * SIZE_RATIO[quant])
     return need if quant in _DIRECT else need + source_bytes
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from typing import Any, Callable
@@ -54,8 +53,9 @@ def load_model(opts: dict, note: Callable[[str], None]) -> tuple[Any, dict]:
 
     from . import models
     from .engine import Engine
+    from .hub import offline_from_env
 
-    offline = opts["offline"] or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    offline = opts["offline"] or offline_from_env()  # "0", "false", "no" are not offline
     try:
         resolved = models.resolve(opts["model"], opts["quant"])
     except models.ModelNotCached as missing:

@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .config import SamplingConfig
+from .config import CHECK_TIMEOUT_S, SamplingConfig
 from .inputs import Problem
 
 FINISHED = ("stop", "length")  # samples that ran to their end; only they vote
@@ -68,7 +68,7 @@ class SolveOptions:
     samples: int = 1
     think: bool = True
     check: bool = True
-    check_timeout: float = 2.0
+    check_timeout: float = CHECK_TIMEOUT_S
     stop_when_decided: bool = False
 
 
@@ -186,7 +186,7 @@ def finish(problem: Problem, completions: list, sampling: SamplingConfig, option
     return result
 
 
-def decided(finished: list, total: int, timeout: float = 2.0) -> bool:
+def decided(finished: list, total: int, timeout: float = CHECK_TIMEOUT_S) -> bool:
     """Early-stop rule of --stop-when-decided: stop once the leading answer among the finished
     samples has more votes than the runner-up could reach if every unfinished sample joined
     it (leader > runner-up + unfinished). The result is then the same as running all K."""
