@@ -132,6 +132,12 @@ def _write_gguf(path: Path, hf_dir: Path, hp: Hparams, vocab: Vocab, plan: list[
     writer.close()
 
 
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
 def convert(hf_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], outtype: str = "bf16", *,
             force: bool = False, progress: Progress | None = None) -> Path:
     """Convert a Qwen3/Qwen2 safetensors checkpoint to GGUF; returns the output path."""
@@ -159,9 +165,10 @@ def convert(hf_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], ou
         else:
             _write_gguf(tmp_bf16, hf_dir, hp, vocab, plan, DIRECT_TYPES["bf16"][0], progress)
             if progress is not None:
-                progress("quantize", 0, 1)
-            quantize_file(tmp_bf16, tmp, QUANTISED_TYPES[outtype])
-            if progress is not None:
+                progress("quantize", 0, 1)  # the tensor count comes with the quantiser's log
+            tensors = quantize_file(tmp_bf16, tmp, QUANTISED_TYPES[outtype],
+                                    progress=_stage(progress, "quantize"))
+            if progress is not None and not tensors:
                 progress("quantize", 1, 1)
         os.replace(tmp, out)
     except OSError as e:
