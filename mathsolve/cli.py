@@ -140,9 +140,10 @@ def solve(**opts) -> ExitStatus:  # noqa: ANN003 - click passes every option
     Sampling defaults are Qwen's for Qwen3 thinking mode; to reproduce the model
     card use --temperature 1.0 --top-p 1 --top-k 0.
     """
+    from .cli_options import SolveRequest, settings_from
     from .run import run_solve
 
-    return run_solve(opts)
+    return run_solve(SolveRequest.from_options(opts), settings_from(opts))
 
 
 def main(argv: list[str] | None = None) -> None:
