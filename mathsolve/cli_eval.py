@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from .cli_admin import note
-from .cli_options import EvalRequest
-from .config import CHECK_TIMEOUT_S, SamplingConfig, Settings
+from .config import CHECK_TIMEOUT_S
 from .errors import ExitStatus, InputError
-from .inputs import Problem
 
 if TYPE_CHECKING:  # imported where they run: `mathsolve --help` stays light
     from .api import Solver
+    from .cli_options import EvalRequest
+    from .config import SamplingConfig, Settings
     from .evaluate import ResultsFile
+    from .inputs import Problem
     from .solve import Result
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +25,8 @@ SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see e
 
 def random_seed(samples: int = 1) -> int:
     """A seed for sample 1 when none is given: seed + samples - 1 is still below 2**31."""
+    import random  # here: `mathsolve --help` never needs it
+
     return random.randrange(2**31 - max(1, samples))
 
 
