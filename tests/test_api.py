@@ -113,6 +113,49 @@ def test_ctrl_c_in_solve_raises_generation_interrupted_and_the_solver_goes_on(ti
         assert_usable(solver, ["What is 2+2?"])
 
 
+def test_without_a_seed_a_solver_draws_one_and_records_it(smollm2_gguf):
+    with Solver(model=str(smollm2_gguf), max_tokens=4, threads=2) as solver:
+        seeds = {solver.solve("1+1").sampling["seed"], solver.solve("2+2").sampling["seed"]}
+    (seed,) = seeds
+    assert isinstance(seed, int) and seed == solver.settings.sampling.seed
+
+
+def test_notes_go_to_on_note_else_to_the_mathsolve_logger(smollm2_gguf, caplog):
+    notes: list[str] = []
+    with Solver(model=str(smollm2_gguf), verbose=True, on_note=notes.append):
+        pass
+    assert any(n.startswith("engine: CPU") or n.startswith("engine: GPU") for n in notes), notes
+    with caplog.at_level("INFO", logger="mathsolve"), Solver(model=str(smollm2_gguf), verbose=True):
+        pass
+    assert any(r.name == "mathsolve" and r.getMessage().startswith("engine: ")
+               for r in caplog.records)
+
+
+def test_pull_true_pulls_a_repo_that_is_not_cached(tiny_qwen3_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from mathsolve import models
+
+    def fake_hub(repo, revision, dest, offline, *, before_fetch=None):  # the Hub: a local copy
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in tiny_qwen3_dir.iterdir():
+            shutil.copy2(f, dest / f.name)
+        return dest, "0123456789abcdef0123456789abcdef01234567"
+
+    monkeypatch.setenv("MATHSOLVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(models, "_download", fake_hub)
+    for kwargs in ({}, {"pull": True, "offline": True}):  # offline never pulls
+        with pytest.raises(models.ModelNotCached, match="mathsolve pull tiny/qwen3"):
+            Solver(model="tiny/qwen3", quant="q8_0", **kwargs)
+    notes: list[str] = []
+    with Solver(model="tiny/qwen3", quant="q8_0", pull=True, max_tokens=4, check=False,
+                on_note=notes.append) as solver:
+        assert solver.model_info == {"path": str(tmp_path / "home/models/tiny--qwen3/q8_0.gguf"),
+                                     "source": "tiny/qwen3", "quant": "q8_0"}
+        assert solver.solve("1+1").completion_tokens > 0
+    assert any("pulling it now" in n for n in notes) and any(n.startswith("wrote ") for n in notes)
+
+
 def test_an_empty_problem_is_an_input_error(smol):
     with pytest.raises(InputError, match="empty"):
         smol.solve("   ")
@@ -155,6 +198,7 @@ def test_solve_many_yields_every_problem_once_with_what_solve_gives(smol):
     assert sorted(r.id for r in got) == ["1", "2", "3", "4"]
     by_id = {r.id: r for r in got}
     assert "empty" in by_id["2"].error and by_id["2"].answer is None  # the batch went on
+    assert len(smol.engine.kv_sequence_lengths()) >= 3  # the three decoded in one batch
     for pid in ("1", "3", "4"):
         alone = smol.solve(problems[int(pid) - 1])
         assert by_id[pid].error is None
@@ -217,25 +261,29 @@ def test_stream_closed_early_returns_at_once_and_frees_nothing_in_use(tiny_qwen3
 
 
 _CTRL_C = r"""
-import sys, threading, time
+import sys, threading
 from mathsolve import Solver
 with Solver(model=sys.argv[1], max_tokens=3000, temperature=1.0, top_k=0, top_p=1.0,
             check=False, seed=3) as solver:
+    if sys.argv[2] == "stream":
+        items = solver.stream("What is 2+2?")
+    else:  # the empty problem's error comes first, while the others decode
+        items = solver.solve_many(["  ", "What is 2+2?", "What is 3+3?"])
     try:
-        for n, event in enumerate(solver.stream("What is 2+2?")):
-            if n == 5:
+        for n, item in enumerate(items):
+            if n == (5 if sys.argv[2] == "stream" else 0):
                 print("ready", flush=True)
     except KeyboardInterrupt:
-        start = time.monotonic()
         alive = [t.name for t in threading.enumerate() if t.name.startswith("mathsolve-")]
         print("interrupted", alive, flush=True)
     print("after", [r.error is not None for r in solver.solve_many(["  "])], flush=True)
 """
 
 
-def test_ctrl_c_while_reading_a_stream_stops_it_and_the_solver_goes_on(tiny_qwen3_gguf,
-                                                                         sigint_default):
-    child = subprocess.Popen([sys.executable, "-c", _CTRL_C, str(tiny_qwen3_gguf)],
+@pytest.mark.parametrize("how", ["stream", "solve_many"])
+def test_ctrl_c_while_reading_results_stops_the_work_and_the_solver_goes_on(tiny_qwen3_gguf,
+                                                                          sigint_default, how):
+    child = subprocess.Popen([sys.executable, "-c", _CTRL_C, str(tiny_qwen3_gguf), how],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=sigint_default)
     assert child.stdout.readline().strip() == "ready"
@@ -263,6 +311,7 @@ def test_grade_compares_with_an_answer_or_a_whole_solution():
     assert grade("thus \\boxed{3}", "so 2+2 is 4\n#### 4").correct is False
     verdict = grade("thus \\boxed{4}", "so 2+2 is 4\n#### 4")
     assert verdict.correct is True and verdict.reference == "4" and verdict.extracted == "4"
+    assert verdict.fallback is False and grade("Answer: 4", "4").fallback is True
     assert grade("nothing", "4").correct is None
 
 
@@ -305,8 +354,8 @@ def test_out_of_range_options_are_usage_errors_before_anything_loads(bad):
 
 
 def test_a_server_through_the_api_solves_streams_and_batches():
-    with FakeServer("ok") as fake, Solver(server=fake.url, api_key="sk-test", samples=2,
-                                          seed=3) as solver:
+    with FakeServer("ok", pace=0.01) as fake, Solver(server=fake.url, api_key="sk-test",
+                                                     samples=2, seed=3) as solver:
         result = solver.solve("What is 2+2?")
         *events, last = list(solver.stream("What is 2+2?"))
         many = list(solver.solve_many(["What is 2+2?", "What is 1+3?", "What is 3+1?"]))
@@ -316,6 +365,7 @@ def test_a_server_through_the_api_solves_streams_and_batches():
     for sample in (0, 1):
         assert "".join(e.text for e in events if e.sample == sample) == last.texts[sample] == ANSWER
     assert sorted(r.id for r in many) == ["1", "2", "3"] and {r.answer for r in many} == {"4"}
+    assert fake.max_in_flight > 2  # more than one problem's two samples at once
     assert all(p["headers"]["Authorization"] == "Bearer sk-test" for p in fake.posts())
     assert "sk-test" not in json.dumps(result.to_json()) + repr(solver) + repr(solver.settings)
 
