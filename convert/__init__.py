@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from .core import check_free_space, convert, estimate_output_bytes
 from .errors import ConversionError
-from .tensors import OUTTYPES
+from .tensors import OUTTYPES, SIZE_RATIO
 
 CONVERTER_VERSION = "1.0.0"
 
-__all__ = ["CONVERTER_VERSION", "OUTTYPES", "ConversionError", "check_free_space", "convert", "estimate_output_bytes"]
+__all__ = ["CONVERTER_VERSION", "OUTTYPES", "SIZE_RATIO", "ConversionError", "check_free_space", "convert",
+           "estimate_output_bytes"]

@@ -17,12 +17,11 @@ from .checkpoint import read_json, read_tensors
 from .errors import ConversionError
 from .quantize import quantize_file
 from .tensor_map import map_tensor, required_sources
-from .tensors import DIRECT_TYPES, OUTTYPES, QUANTISED_TYPES, Planned, choose_type, encode_chunks, encoded_nbytes
+from .tensors import (DIRECT_TYPES, OUTTYPES, QUANTISED_TYPES, SIZE_RATIO, Planned, choose_type,
+                      encode_chunks, encoded_nbytes)
 from .vocab import Vocab, add_special_vocab, load_vocab
 
 Progress = Callable[[str, int, int], None]
-# Output size of llama.cpp's k-quant mixes relative to bf16 (measured on Qwen3-4B shapes, rounded up)
-QUANT_RATIO = {"q4_k_m": 0.32, "q5_k_m": 0.37, "q6_k": 0.42}
 METADATA_MARGIN = 64 << 20
 DISK_MARGIN = 64 << 20
 
@@ -61,7 +60,7 @@ def estimate_output_bytes(hf_dir: str | os.PathLike[str], outtype: str) -> int:
     _, plan = _plan(hf_dir, outtype)
     body = sum(p.nbytes for p in plan) + METADATA_MARGIN
     if outtype in QUANTISED_TYPES:
-        return body + int(body * QUANT_RATIO[outtype])
+        return body + int(body * SIZE_RATIO[outtype])
     return body
 
 
@@ -133,6 +132,12 @@ def _write_gguf(path: Path, hf_dir: Path, hp: Hparams, vocab: Vocab, plan: list[
     writer.close()
 
 
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
 def convert(hf_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], outtype: str = "bf16", *,
             force: bool = False, progress: Progress | None = None) -> Path:
     """Convert a Qwen3/Qwen2 safetensors checkpoint to GGUF; returns the output path."""
@@ -160,9 +165,10 @@ def convert(hf_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], ou
         else:
             _write_gguf(tmp_bf16, hf_dir, hp, vocab, plan, DIRECT_TYPES["bf16"][0], progress)
             if progress is not None:
-                progress("quantize", 0, 1)
-            quantize_file(tmp_bf16, tmp, QUANTISED_TYPES[outtype])
-            if progress is not None:
+                progress("quantize", 0, 1)  # the tensor count comes with the quantiser's log
+            tensors = quantize_file(tmp_bf16, tmp, QUANTISED_TYPES[outtype],
+                                    progress=_stage(progress, "quantize"))
+            if progress is not None and not tensors:
                 progress("quantize", 1, 1)
         os.replace(tmp, out)
     except OSError as e:

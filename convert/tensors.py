@@ -17,6 +17,9 @@ DIRECT_TYPES = {"bf16": (32, "BF16"), "f16": (1, "F16"), "q8_0": (7, "Q8_0")}
 # outtype -> llama.cpp's LLAMA_FTYPE_* for llama_model_quantize (from a bf16 file)
 QUANTISED_TYPES = {"q4_k_m": 15, "q5_k_m": 17, "q6_k": 18}
 OUTTYPES = ("bf16", "f16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+# Output size relative to bf16 weights (about bits per weight / 16; the k-quant mixes measured
+# on Qwen3-4B shapes and rounded up): the disk checks of `convert` and of mathsolve's `pull`.
+SIZE_RATIO = {"bf16": 1.0, "f16": 1.0, "q8_0": 0.54, "q6_k": 0.42, "q5_k_m": 0.37, "q4_k_m": 0.32}
 CHUNK_ELEMENTS = 1 << 23  # 32 MiB of float32 per chunk keeps peak memory flat
 
 

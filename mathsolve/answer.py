@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mathsolve.config import CHECK_TIMEOUT_S
 from mathsolve.equivalence import equivalent, normalise
 
 # A box command (not \boxedfoo, another command), its spaces, and its argument when that
@@ -401,7 +402,7 @@ class Vote:
     groups: tuple[VoteGroup, ...]  # largest first; ties in the order of the rule below
 
 
-def vote(answers: list[str | None], *, timeout: float = 2.0) -> Vote:
+def vote(answers: list[str | None], *, timeout: float = CHECK_TIMEOUT_S) -> Vote:
     """Majority answer over samples, clustering answers by equivalence.
 
     Tie rule: among groups with the same count, the one whose first sample has the lowest
@@ -461,7 +462,8 @@ def reference_answer(reference: str) -> str:
     return reference.strip()
 
 
-def grade(completion: str, reference: str, *, complete: bool = True, timeout: float = 2.0) -> Grade:
+def grade(completion: str, reference: str, *, complete: bool = True,
+          timeout: float = CHECK_TIMEOUT_S) -> Grade:
     """Extract the final answer of `completion` and compare it with `reference`'s answer."""
     ref = reference_answer(reference)
     found = extract(completion, complete)

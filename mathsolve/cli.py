@@ -12,7 +12,7 @@ from .cli_admin import convert_cmd, doctor, models, pull
 from .cli_eval import eval_command, grade
 from .config import (DEFAULT_CTX, DEFAULT_MAX_TOKENS, DEFAULT_MIN_P, DEFAULT_TEMPERATURE,
                      DEFAULT_MODEL, DEFAULT_QUANT, DEFAULT_TOP_K, DEFAULT_TOP_P,
-                     QUANT_CHOICES)
+                     QUANT_CHOICES, SAMPLERS)
 from .errors import ExitStatus, MathsolveError
 
 EXIT_CODES_HELP = """\b
@@ -109,7 +109,7 @@ _SAMPLING_OPTIONS = [
     click.option("--parallel", type=click.IntRange(1, 256), default=None,
                  help="Sequences decoded at once (problems x samples) [default: sized from "
                       "free memory and --ctx]."),
-    click.option("--sampler", type=click.Choice(("auto", "graph", "vector", "chain")),
+    click.option("--sampler", type=click.Choice(SAMPLERS),
                  default="auto", show_default=True,
                  help="Where tokens are drawn: inside llama.cpp's graph (auto on a GPU), "
                       "vectorised on the CPU (auto on a CPU), or llama.cpp's chain per sample."),
@@ -140,9 +140,10 @@ def solve(**opts) -> ExitStatus:  # noqa: ANN003 - click passes every option
     Sampling defaults are Qwen's for Qwen3 thinking mode; to reproduce the model
     card use --temperature 1.0 --top-p 1 --top-k 0.
     """
+    from .cli_options import SolveRequest, settings_from
     from .run import run_solve
 
-    return run_solve(opts)
+    return run_solve(SolveRequest.from_options(opts), settings_from(opts))
 
 
 def main(argv: list[str] | None = None) -> None:

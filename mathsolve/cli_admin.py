@@ -47,10 +47,13 @@ def pull(model: str | None, quant: str, revision: str | None, force: bool, keep_
     downloaded. Prints the path of the GGUF.
     """
     from . import models
+    from .progress import live_stages
 
     repo = model or DEFAULT_MODEL
-    resolved = models.pull(repo, quant, revision=revision, force=force, keep_source=keep_source,
-                           offline=offline, progress=note)
+    with live_stages() as stages:  # a terminal: a live display per phase; else 10 % lines
+        resolved = models.pull(repo, quant, revision=revision, force=force,
+                               keep_source=keep_source, offline=offline, progress=note,
+                               stages=stages)
     click.echo(str(resolved.path))
     return ExitStatus.OK
 
@@ -188,13 +191,15 @@ def convert_cmd(hf_dir: str, out: str, outtype: str, force: bool) -> ExitStatus:
     from mathsolve_convert import ConversionError, convert
 
     from .errors import MathsolveError
+    from .progress import live_stages
 
-    def progress(stage: str, done: int, total: int) -> None:
+    def lines(stage: str, done: int, total: int) -> None:  # piped or NO_COLOR
         if total and (done == total or done % max(1, total // 10) == 0):
             note(f"{stage}: {done}/{total}")
 
     try:
-        path = convert(hf_dir, out, outtype, force=force, progress=progress)
+        with live_stages() as stages:
+            path = convert(hf_dir, out, outtype, force=force, progress=stages or lines)
     except ConversionError as exc:
         raise MathsolveError(str(exc)) from exc
     except FileExistsError as exc:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from .cli_admin import note
+from .config import CHECK_TIMEOUT_S
 from .errors import ExitStatus, InputError
 
+if TYPE_CHECKING:  # imported where they run: `mathsolve --help` stays light
+    from .api import Solver
+    from .cli_options import EvalRequest
+    from .config import SamplingConfig, Settings
+    from .evaluate import ResultsFile
+    from .inputs import Problem
+    from .solve import Result
 
-def eval_command(decorate) -> click.Command:  # noqa: ANN001 - cli.py passes its option decorators
+
+def eval_command(decorate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> click.Command:
+    """The eval command, with cli.py's model and sampling options (`decorate`) added."""
     @click.command("eval")
     @click.argument("data", type=click.Path(dir_okay=False))
     @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
@@ -20,7 +31,7 @@ def eval_command(decorate) -> click.Command:  # noqa: ANN001 - cli.py passes its
     @click.option("--save-completions", is_flag=True, help="Keep every sample's full text.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @decorate
-    def eval_cmd(**opts) -> ExitStatus:  # noqa: ANN003
+    def eval_cmd(**opts: Any) -> ExitStatus:
         """Measure accuracy on DATA (JSON lines with `problem` and `answer`, optional `id`).
 
         \b
@@ -29,115 +40,100 @@ def eval_command(decorate) -> click.Command:  # noqa: ANN001 - cli.py passes its
         problem, and a per-subject table for MATH ids (test/algebra/...). The card's
         protocol: --samples 32 --temperature 1.0 --top-p 1 --top-k 0.
         """
-        return _run_eval(opts)
+        from .cli_options import EvalRequest, settings_from
+
+        return _run_eval(EvalRequest.from_options(opts), settings_from(opts, check=False))
 
     return eval_cmd
 
 
-def _run_eval(opts: dict) -> ExitStatus:
+def _run_eval(request: EvalRequest, settings: Settings) -> ExitStatus:
     import json
 
     from . import evaluate
-    from .engine import GenerationInterrupted
+    from .api import Solver
+    from .decode import GenerationInterrupted
     from .inputs import parse_problems, read_source
-    from .run import load_model, sampling_from
-    from .solve import SolveOptions
+    from .progress import live_stages
+    from .run import can_pull
 
-    data = Path(opts["data"])
+    data = Path(request.data)
     problems = parse_problems(read_source(str(data)), where=str(data))
     missing = [p.id for p in problems if p.reference is None and not p.error]
     if missing:
         raise InputError(f"{data}: row {missing[0]} has no 'answer' to grade against")
-    out_path = Path(opts["out"])
+    out_path = Path(request.out)
     finished, retried = evaluate.prepare_resume(out_path)
-    todo = evaluate.pending(problems, finished, opts["limit"])
-    total = min(len(problems), opts["limit"] or len(problems))
+    todo = evaluate.pending(problems, finished, request.limit)
+    total = min(len(problems), request.limit or len(problems))
     if len(todo) < total:
         note(f"resuming: {total - len(todo)} of {total} problems already in {out_path}")
     if retried:
         note(f"retrying {retried} problem(s) that errored in {out_path}")
-    sampling = sampling_from(opts)
-    options = SolveOptions(samples=opts["samples"], think=not opts["no_think"],
-                           stop_when_decided=opts["stop_when_decided"], check=False)
     out = evaluate.ResultsFile(out_path)
     try:
         if todo:
-            engine, model = load_model(opts, note)
-            positions = {p.id: i for i, p in enumerate(problems)}
-            _eval_loop(todo, out, engine, model, sampling, options, opts, positions, total)
+            with live_stages() as stages:
+                solver = Solver.from_settings(settings, note=note, pull=can_pull(), stages=stages)
+            with solver:
+                positions = {p.id: i for i, p in enumerate(problems)}
+                _eval_loop(solver, todo, out, request, positions, total)
     except GenerationInterrupted:
         note(f"interrupted: finished problems are in {out_path}; rerun to resume")
         raise
     finally:
         out.close()
     summary = evaluate.summarise(evaluate.read_records(out_path))
-    if opts["as_json"]:
+    if request.as_json:
         click.echo(json.dumps(summary.to_json()))
     else:
-        click.echo(evaluate.format_summary(summary, opts["samples"]))
+        click.echo(evaluate.format_summary(summary, settings.solve.samples))
     return ExitStatus.ERROR if summary.errors else ExitStatus.OK
 
 
-def _eval_loop(todo, out, engine, model, sampling, options, opts, positions, total) -> None:  # noqa: ANN001
+def _eval_loop(solver: Solver, todo: list[Problem], out: ResultsFile, request: EvalRequest,
+               positions: dict[str, int], total: int) -> None:
     """Each problem's seeds depend on its position in DATA, so a resumed run samples alike.
 
-    The local engine keeps several problems' samples in one batch (problems in flight) and
-    appends each record as its problem finishes; a server engine gets problems from threads.
+    The local engine keeps several problems' samples in one batch (problems in flight); a
+    server engine gets several problems at once from threads. Each record is appended as its
+    problem finishes.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from . import evaluate
-    from .errors import MathsolveError
-    from .solve import error_result, solve, solve_many
 
-    def seeded(problem):  # noqa: ANN001,ANN202
+    sampling, options = solver.settings.sampling, solver.settings.solve
+
+    def seeded(problem: Problem) -> SamplingConfig:
         return sampling.with_seed(sampling.seed + 1000 * positions[problem.id])
 
-    def record(result):  # noqa: ANN001,ANN202
-        return evaluate.eval_record(result, options.samples, 2.0, opts["save_completions"],
-                                    result.texts)
-
-    def one(problem):  # noqa: ANN001,ANN202
-        if problem.error:
-            return record(error_result(problem, problem.error, model, sampling))
-        try:
-            result = solve(engine, problem, seeded(problem), options, model)
-        except MathsolveError as exc:
-            result = error_result(problem, str(exc), model, seeded(problem))
-        return record(result)
-
-    stats = {"c": 0.0, "n": 0}
+    correct, scored = 0.0, 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                   transient=False) as bar:
         task = bar.add_task("eval", total=total, completed=total - len(todo))
 
-        def progress(rec: dict) -> None:
+        def finished(_index: int, result: Result) -> None:
+            nonlocal correct, scored
+            rec = evaluate.eval_record(result, options.samples, options.check_timeout,
+                                       request.save_completions, result.texts)
+            out.append(rec)
             if not rec.get("error") and rec["n"]:
-                stats["c"] += rec["c"] / rec["n"]
-                stats["n"] += 1
-            acc = stats["c"] / stats["n"] if stats["n"] else 0.0
+                correct += rec["c"] / rec["n"]
+                scored += 1
+            acc = correct / scored if scored else 0.0
             bar.update(task, advance=1, description=f"eval · accuracy {acc:.1%}")
 
-        if hasattr(engine, "run"):  # the local engine: problems in flight in one batch
-            def finished(_index: int, result) -> None:  # noqa: ANN001
-                rec = record(result)
-                out.append(rec)
-                progress(rec)
-
-            solve_many(engine, todo, seeded, options, model, finished, parallel=opts.get("parallel"))
-            return
-        workers = engine.eval_workers(options.samples) if hasattr(engine, "eval_workers") else 1
-        evaluate.run_eval(todo, out, one, progress, workers=min(workers, len(todo)),
-                          cancel=getattr(engine, "cancel", None))
+        solver.solve_all(todo, finished, seeding=seeded)
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
               help="Write graded JSON lines here instead of stdout.")
-@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=CHECK_TIMEOUT_S, show_default=True,
               help="Hard time limit per comparison, in seconds.")
 def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
     """Grade completions of any model: FILE rows have `completion` and `reference`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 # Defaults: Qwen's own recommendation for Qwen3 thinking mode (temperature 0.6, top_p 0.95,
 # top_k 20, min_p 0; never greedy). The model was trained and evaluated at temperature 1.0:
@@ -18,6 +19,15 @@ QUANT_CHOICES = ("bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m")  # what `pull` make
 DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
 DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
+SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.choose_path
+
+
+def random_seed(samples: int = 1) -> int:
+    """A seed for sample 1 when none is given: seed + samples - 1 is still below 2**31."""
+    import random  # here: `mathsolve --help` never needs it
+
+    return random.randrange(2**31 - max(1, samples))
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class SamplingConfig:
     def with_seed(self, seed: int) -> "SamplingConfig":
         return SamplingConfig(**{**asdict(self), "seed": seed})
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
@@ -47,11 +57,47 @@ class SamplingConfig:
 class EngineConfig:
     """How the model is loaded."""
 
-    model_path: str
+    model_path: str = ""  # "" until a ModelSpec is resolved to a file (loading.open_engine)
     n_ctx: int = DEFAULT_CTX
     n_threads: int | None = None  # None: physical core count
     gpu: bool = True  # offload all layers when the build supports it
     verbose: bool = False
     sampler: str = "auto"  # "auto", "graph", "vector" or "chain": see engine.choose_path
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model answers: a .gguf path, a cached name or a Hub repo id (None: MATHSOLVE_MODEL,
+    else DEFAULT_MODEL), or an OpenAI-compatible server at `server`."""
+
+    model: str | None = None
+    quant: str = DEFAULT_QUANT
+    offline: bool = False  # never touch the network (HF_HUB_OFFLINE=1 does the same)
+    server: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never printed or recorded
+    concurrency: int | None = None  # server requests in flight; None: the engine's default
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """What the solve flow needs beyond the engine and the sampling."""
+
+    samples: int = 1
+    think: bool = True
+    check: bool = True
+    check_timeout: float = CHECK_TIMEOUT_S
+    stop_when_decided: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Solver is made from: the model, how it loads, how samples are drawn (the
+    seed of sample 1 included) and how a problem is solved. The CLI builds one from its
+    options, `Solver(...)` from its keyword arguments."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    solve: SolveOptions = field(default_factory=SolveOptions)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from mathsolve.config import CHECK_TIMEOUT_S
 from mathsolve.forms import answer_items, group_end, is_equation
 
 MAX_ANSWER_CHARS = 2000  # longer "answers" are not comparable (no sympy on megabytes)
@@ -185,7 +186,7 @@ def fast_equivalent(a: str, b: str) -> bool | None:
     return None
 
 
-def equivalent(a: str, b: str, *, timeout: float = 2.0) -> bool | None:
+def equivalent(a: str, b: str, *, timeout: float = CHECK_TIMEOUT_S) -> bool | None:
     """Is candidate `b` the same answer as reference `a`? None: not comparable in time.
 
     `a` is the reference (math-verify is asymmetric for assignments such as `x=5`).

@@ -7,7 +7,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from .errors import InputError
 from .inputs import Problem
@@ -203,7 +203,7 @@ def format_summary(s: Summary, k: int) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- the eval loop
+# ---------------------------------------------------------------- what is left to solve
 
 def pending(problems: list[Problem], done: set[str], limit: int | None) -> list[Problem]:
     seen: set[str] = set()
@@ -213,49 +213,6 @@ def pending(problems: list[Problem], done: set[str], limit: int | None) -> list[
         seen.add(p.id)
     chosen = problems[:limit] if limit else problems
     return [p for p in chosen if p.id not in done]
-
-
-def run_eval(problems: list[Problem], out: ResultsFile, solve_one: Callable[[Problem], dict],
-             progress: Callable[[dict], None] | None = None, *, workers: int = 1,
-             cancel: Callable[[], None] | None = None) -> None:
-    """Solve and append each pending problem; a Ctrl-C keeps every line already written.
-
-    With workers > 1 (a server backend) several problems are in flight at once; records are
-    appended from this thread only, in the order they finish (resume does not need order).
-    """
-    if workers <= 1:
-        for problem in problems:
-            _append(out, solve_one(problem), progress)
-        return
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    pool = ThreadPoolExecutor(max_workers=workers)
-    queue = iter(problems)
-    running = set()
-    try:
-        for problem in queue:
-            running.add(pool.submit(solve_one, problem))
-            if len(running) >= workers:
-                break
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                _append(out, future.result(), progress)
-                nxt = next(queue, None)
-                if nxt is not None:
-                    running.add(pool.submit(solve_one, nxt))
-    except BaseException:
-        if cancel is not None:
-            cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _append(out: ResultsFile, record: dict, progress: Callable[[dict], None] | None) -> None:
-    out.append(record)
-    if progress:
-        progress(record)
 
 
 # ---------------------------------------------------------------- grade

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import SamplingConfig
+from .config import SamplingConfig, SolveOptions
+from .engines import EngineProtocol
 from .errors import ExitStatus, MathsolveError
 from .inputs import Problem, check_text
-from .solve import SolveOptions
+from .render import Renderer, solve_one
 
 PROMPT = "math> "
 
@@ -22,11 +23,9 @@ def _history_file() -> Path | None:
         return None
 
 
-def loop(engine: Any, model: dict, sampling: SamplingConfig, options: SolveOptions,
-         renderer: Any) -> ExitStatus:
+def loop(engine: EngineProtocol[Any], model: dict[str, Any], sampling: SamplingConfig,
+         options: SolveOptions, renderer: Renderer) -> ExitStatus:
     """Read-solve loop: Ctrl-C cancels the current answer, Ctrl-D exits."""
-    from .run import solve_one
-
     history = _setup_readline()
     renderer.note("type a problem and press Enter; Ctrl-C cancels an answer, Ctrl-D quits")
     count = 0

@@ -35,9 +35,6 @@ from mathsolve.hub import download as _download  # the process boundary tests re
 PARTIAL_PREFIX = ".partial-"
 LOCK_WAIT_S = 3.0
 GB = 1e9
-# Output size relative to bf16 source weights (bits per weight / 16), for the up-front disk
-# check before anything is downloaded; k-quants go through a bf16 intermediate.
-_QUANT_RATIO = {"bf16": 1.0, "q8_0": 0.54, "q6_k": 0.42, "q5_k_m": 0.37, "q4_k_m": 0.32}
 _DIRECT = ("bf16", "q8_0")  # written by the converter without an intermediate file
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MANIFEST_KEYS = ("repo", "revision", "quant", "size", "sha256")
@@ -45,6 +42,7 @@ USER_FILE_FIX = (f"re-download or re-convert it (`mathsolve convert`), or use a 
                  f"(`mathsolve pull {DEFAULT_MODEL}`)")
 
 Progress = Callable[[str], None]
+Stages = Callable[[str, int, int], None]  # (phase, done, total): "read", "write", "quantize", "sha256"
 
 
 class ModelNotCached(ModelError):
@@ -391,8 +389,11 @@ def _check_disk(where: Path, need: int, what: str) -> None:
 
 
 def conversion_need(source_bytes: int, quant: str) -> int:
-    """Peak bytes written while converting: output, plus the bf16 intermediate of k-quants."""
-    need = int(source_bytes * _QUANT_RATIO[quant])
+    """Peak bytes written while converting: output, plus the bf16 intermediate of k-quants
+    (the up-front disk check of `pull`, before anything is downloaded)."""
+    from mathsolve_convert import SIZE_RATIO  # output size relative to bf16 source weights
+
+    need = int(source_bytes * SIZE_RATIO[quant])
     return need if quant in _DIRECT else need + source_bytes
 
 
@@ -428,29 +429,50 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _convert(src: Path, out: Path, quant: str, progress: Progress | None) -> None:
-    import mathsolve_convert
-
+def plain_stages(progress: Progress) -> Stages:
+    """The converter's (stage, done, total) as a line per phase and per 10 % (piped output)."""
     shown: dict[str, int] = {}
 
-    def report(stage: str, done: int, total: int) -> None:  # the converter's (stage, done, total)
+    def report(stage: str, done: int, total: int) -> None:
         step = done * 10 // total if total else 0
-        if progress is None or shown.get(stage) == step:
+        if stage == "sha256" or shown.get(stage) == step:
             return
         shown[stage] = step
-        if stage == "quantize":  # one long llama.cpp call with no progress of its own
-            progress("quantising with llama.cpp (minutes for a 4B model; Ctrl-C stops it)"
-                     if step == 0 else "quantised")
-        else:
+        if stage != "quantize":
             progress(f"{stage}: {step * 10}%")
+        elif step == 0:  # the count of tensors comes from llama.cpp's log, once it started
+            progress("quantising with llama.cpp (minutes for a 4B model; Ctrl-C stops it)")
+        else:
+            progress("quantised" if step == 10 else f"quantize: {step * 10}%")
+
+    return report
+
+
+def _convert(src: Path, out: Path, quant: str, stages: Stages | None) -> None:
+    import mathsolve_convert
 
     try:
-        mathsolve_convert.convert(src, out, outtype=quant, force=True, progress=report)
+        mathsolve_convert.convert(src, out, outtype=quant, force=True, progress=stages)
     except mathsolve_convert.ConversionError as exc:
         raise PullError(f"converting {src} to {quant} failed: {exc}") from exc
     except OSError as exc:
         hint = "; free some disk space" if exc.errno == 28 else ""
         raise PullError(f"writing {out.parent} failed: {exc.strerror or exc}{hint}") from exc
+
+
+def _bytes_of(stages: Stages | None, stage: str, total: int) -> Callable[[int], None] | None:
+    """An `on_bytes(n)` callback that reports `stage` to `stages` as (done so far, total)."""
+    if stages is None:
+        return None
+    done = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal done
+        done += n
+        stages(stage, done, total)
+
+    stages(stage, 0, total)
+    return on_bytes
 
 
 def pull(
@@ -462,8 +484,12 @@ def pull(
     keep_source: bool = False,
     offline: bool = False,
     progress: Progress | None = None,
+    stages: Stages | None = None,
 ) -> ResolvedModel:
-    """Download, convert and quantise `repo` into the cache; a finished model is reused."""
+    """Download, convert and quantise `repo` into the cache; a finished model is reused.
+
+    `progress` gets one-line notes; the conversion's phases go to `stages` (a live display),
+    else to `progress` as a line per phase and per 10 %."""
     _check_quant(quant)
     name = repo_to_name(repo)
     offline = offline or offline_from_env()
@@ -503,7 +529,8 @@ def pull(
         if ours:
             mark = {"repo": repo, "revision": sha, "requested_revision": revision}
             _write_json_atomic(dest / SOURCE_MARKER, mark)
-        final = _finish(src, mdir, repo, sha, revision, quant, say)
+        shown = stages or (plain_stages(progress) if progress is not None else None)
+        final = _finish(src, mdir, repo, sha, revision, quant, say, shown)
         if ours and not keep_source:
             shutil.rmtree(dest, ignore_errors=True)
             say(f"removed the downloaded checkpoint {dest} (--keep-source keeps it)")
@@ -511,7 +538,8 @@ def pull(
 
 
 def _finish(
-    src: Path, mdir: Path, repo: str, sha: str, revision: str | None, quant: str, say: Progress
+    src: Path, mdir: Path, repo: str, sha: str, revision: str | None, quant: str, say: Progress,
+    stages: Stages | None,
 ) -> ResolvedModel:
     """Convert to a `.partial-` file, hash it, rename it into place, then write the manifest."""
     import mathsolve_convert
@@ -520,8 +548,9 @@ def _finish(
     gguf, mpath = _gguf_path(mdir, quant), _manifest_path(mdir, quant)
     say(f"converting {repo} to {quant} GGUF")
     try:
-        _convert(src, tmp, quant, say)
-        size, digest = tmp.stat().st_size, sha256_file(tmp)
+        _convert(src, tmp, quant, stages)
+        size = tmp.stat().st_size
+        digest = sha256_file(tmp, _bytes_of(stages, "sha256", size))
         manifest = {
             "repo": repo,
             "revision": sha,

@@ -7,8 +7,12 @@ import os
 import sys
 from typing import Any, TextIO
 
+from .config import SamplingConfig, SolveOptions
+from .decode import GenerationInterrupted
+from .engines import EngineProtocol
+from .errors import MathsolveError
 from .inputs import Problem
-from .solve import Result
+from .solve import Result, error_result, solve
 
 REASONING_STYLE = "dim italic"
 TAG_STYLE = "bold magenta"
@@ -200,3 +204,23 @@ class TerminalRenderer(Renderer):
             f"{result.completion_tokens} generated tokens · {rate:.1f} tokens/s · "
             f"{result.seconds:.1f} s · model load {self.load_seconds:.1f} s",
             style="dim", markup=False)
+
+
+def solve_one(engine: EngineProtocol[Any], problem: Problem, sampling: SamplingConfig,
+              options: SolveOptions, model: dict[str, Any], renderer: Renderer) -> Result:
+    """One problem solved and rendered live, its errors kept in its own record so a batch
+    goes on (solve -f on a terminal or a server, the interactive loop)."""
+    if problem.error:
+        result = error_result(problem, problem.error, model, sampling)
+        renderer.end(result)
+        return result
+    renderer.begin(problem, options.samples)
+    try:
+        result = solve(engine, problem, sampling, options, model, on_event=renderer.event)
+    except GenerationInterrupted:
+        renderer.interrupted()
+        raise
+    except MathsolveError as exc:
+        result = error_result(problem, str(exc), model, sampling)
+    renderer.end(result)
+    return result

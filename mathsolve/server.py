@@ -1,7 +1,7 @@
 """An OpenAI-compatible server as the engine: vLLM, llama.cpp's server, llama-cpp-python's.
 
-Same duck-typed interface as `engine.Engine` (render, generate, generate_many, load_seconds),
-so solve, voting and eval do not know which one they drive. The server applies the model's
+Satisfies engines.EngineProtocol as `engine.Engine` does (render, generate, generate_many,
+close, load_seconds), so solve, voting and eval do not know which one they drive. The server applies the model's
 chat template to the training-format messages; we stream `/v1/chat/completions` (SSE).
 
 Standard library only (http.client): no new runtime dependency. Responses are untrusted:
@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .config import SYSTEM_PROMPT, SamplingConfig
-from .engine import Completion, GenerationInterrupted, TextEvent
+from .decode import Completion, GenerationInterrupted, TextEvent
 from .errors import EngineError, InputError, UsageError
 from .sse import (MAX_COMPLETION_BYTES, MAX_ERROR_BYTES, MAX_LINE_BYTES, Accumulator, Call,
                   Cancelled, Rejected, Retryable, error_message, join_threads, parse_json,
@@ -150,6 +150,11 @@ class ServerEngine:
         """Stop every request in flight (for eval's Ctrl-C handler on the main thread); each
         generate call running in another thread then raises GenerationInterrupted."""
         self._cancel.set()
+
+    def resume(self) -> None:
+        """Accept requests again after cancel() (the API's solve_many closed early), once
+        every generate call it stopped has returned."""
+        self._cancel.clear()
 
     def close(self) -> None:
         """Nothing to free: connections live for one request."""

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, cast
 
-from .config import SamplingConfig
+from .config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
+from .decode import Completion, TextEvent
+from .engines import EngineProtocol, InFlightEngine
 from .inputs import Problem
+
+__all__ = ["FINISHED", "Result", "SampleResult", "SolveOptions", "error_result", "finish", "solve",
+           "solve_many"]
+
+PromptT = TypeVar("PromptT")
+OnProblemEvent = Callable[[int, TextEvent], None]
 
 FINISHED = ("stop", "length")  # samples that ran to their end; only they vote
 
@@ -36,16 +44,16 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
-    model: dict = field(default_factory=dict)
-    sampling: dict = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
     fallback: bool = False
-    check: dict | None = None
+    check: dict[str, Any] | None = None
     error: str | None = None
     reference: str | None = None
     correct: bool | None = None
     support: str | None = None
-    samples: list[dict] | None = None
-    votes: list[dict] | None = None
+    samples: list[dict[str, Any]] | None = None
+    votes: list[dict[str, Any]] | None = None
     texts: list[str] = field(default_factory=list)  # every sample's text; not in JSON
 
     @property
@@ -61,18 +69,8 @@ class Result:
         return data
 
 
-@dataclass(frozen=True)
-class SolveOptions:
-    """What the solve flow needs beyond the engine and the sampling."""
-
-    samples: int = 1
-    think: bool = True
-    check: bool = True
-    check_timeout: float = 2.0
-    stop_when_decided: bool = False
-
-
-def error_result(problem: Problem, message: str, model: dict, sampling: SamplingConfig) -> Result:
+def error_result(problem: Problem, message: str, model: dict[str, Any],
+                 sampling: SamplingConfig) -> Result:
     return Result(id=problem.id, problem=problem.text, error=message, model=model,
                   sampling=sampling.to_dict(), reference=problem.reference)
 
@@ -82,14 +80,15 @@ def sample_seeds(sampling: SamplingConfig, options: SolveOptions) -> list[Sampli
     return [sampling.with_seed(sampling.seed + i) for i in range(options.samples)]
 
 
-def stop_rule(options: SolveOptions) -> Callable[[list], bool] | None:
+def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | None:
     if options.samples == 1 or not options.stop_when_decided:
         return None
     return lambda done: decided(done, options.samples, options.check_timeout)
 
 
-def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: SolveOptions,
-          model: dict, on_event: Callable[[Any], None] | None = None) -> Result:
+def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingConfig,
+          options: SolveOptions, model: dict[str, Any],
+          on_event: Callable[[TextEvent], None] | None = None) -> Result:
     """Solve one problem: K samples (K >= 1), the answer of each, a vote, a sympy check."""
     start = time.perf_counter()
     prompt = engine.render(problem.text, think=options.think)
@@ -104,12 +103,15 @@ def solve(engine: Any, problem: Problem, sampling: SamplingConfig, options: Solv
     return finish(problem, completions, sampling, options, model, start)
 
 
-def solve_many(engine: Any, problems: list[Problem], seeding: Callable[[Problem], SamplingConfig],
-               options: SolveOptions, model: dict, on_result: Callable[[int, Result], None], *,
-               parallel: int | None = None) -> None:
+def solve_many(engine: InFlightEngine, problems: list[Problem],
+               seeding: Callable[[Problem], SamplingConfig], options: SolveOptions,
+               model: dict[str, Any], on_result: Callable[[int, Result], None], *,
+               parallel: int | None = None, on_event: OnProblemEvent | None = None) -> None:
     """Several problems with their samples in one batch (problems in flight): on_result(i,
     result) for problems[i] as soon as it is finished, in the order they finish. A problem
-    that cannot start (its prompt does not fit, say) gets its error Result at once."""
+    that cannot start (its prompt does not fit, say) gets its error Result at once.
+    `on_event(i, event)` sees problems[i]'s text as it is drawn (the API stops a batch from
+    there: an exception it raises ends the run as Ctrl-C does)."""
     from .decode import Job
     from .errors import MathsolveError
     from .stream import think_open_at_end
@@ -127,18 +129,27 @@ def solve_many(engine: Any, problems: list[Problem], seeding: Callable[[Problem]
             on_result(index, error_result(problem, str(exc), model, sampling))
             continue
         jobs.append(Job(tokens, sample_seeds(sampling, options), think_open_at_end(prompt),
-                        stop_when=stop_rule(options), tag=(index, sampling)))
+                        on_event=_for_problem(on_event, index), stop_when=stop_rule(options),
+                        tag=(index, sampling)))
 
     def done(job: Job) -> None:
-        index, sampling = job.tag  # seconds count from its first sample's admission
+        index, sampling = cast("tuple[int, SamplingConfig]", job.tag)  # the tag set above
+        # seconds count from its first sample's admission
         on_result(index, finish(problems[index], job.completions(), sampling, options, model,
                                 job.start))
 
     engine.run(jobs, done, parallel=parallel)
 
 
-def finish(problem: Problem, completions: list, sampling: SamplingConfig, options: SolveOptions,
-           model: dict, start: float) -> Result:
+def _for_problem(on_event: OnProblemEvent | None,
+                 index: int) -> Callable[[TextEvent], None] | None:
+    if on_event is None:
+        return None
+    return lambda event: on_event(index, event)
+
+
+def finish(problem: Problem, completions: list[Completion], sampling: SamplingConfig,
+           options: SolveOptions, model: dict[str, Any], start: float) -> Result:
     """Completions -> Result: every sample's answer, the vote of the finished ones, the check.
 
     Samples that did not finish (cancelled by --stop-when-decided, interrupted) have no
@@ -186,7 +197,7 @@ def finish(problem: Problem, completions: list, sampling: SamplingConfig, option
     return result
 
 
-def decided(finished: list, total: int, timeout: float = 2.0) -> bool:
+def decided(finished: list[Completion], total: int, timeout: float = CHECK_TIMEOUT_S) -> bool:
     """Early-stop rule of --stop-when-decided: stop once the leading answer among the finished
     samples has more votes than the runner-up could reach if every unfinished sample joined
     it (leader > runner-up + unfinished). The result is then the same as running all K."""

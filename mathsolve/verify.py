@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mathsolve.config import CHECK_TIMEOUT_S
+
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<cmd>\\[a-zA-Z]+)|(?P<op><=|>=|\*\*|[-+*/^()=<>{}≤≥±·×÷,])"
     r"|(?P<var>[a-zA-Z])(?![a-zA-Z]))"
@@ -352,7 +354,7 @@ def check_in_worker(problem: str, answer: str) -> tuple[str, str]:
     return "unchecked", "no equation or arithmetic expression found in the problem"
 
 
-def check(problem: str, answer: str, *, timeout: float = 2.0) -> Check:
+def check(problem: str, answer: str, *, timeout: float = CHECK_TIMEOUT_S) -> Check:
     """Is `answer` the complete solution of `problem`? Never `verified` without a real check."""
     from mathsolve.limits import HardTimeout, WorkerError, call_limited
 

@@ -28,6 +28,18 @@ def test_help_and_version_import_no_heavy_library(args):
     assert "HEAVY [] 0" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("statement", [
+    "import mathsolve",
+    "from mathsolve import Solver, Result, TextEvent, extract_answer, grade, ModelError",
+], ids=["import-mathsolve", "from-mathsolve-import-solver"])
+def test_importing_the_python_api_loads_no_heavy_library(statement):
+    code = (f"import sys\n{statement}\n"
+            f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stderr, proc.stderr
+
+
 def test_help_documents_exit_codes_and_defaults():
     proc = run_cli("solve", "--help")
     out = proc.stdout.decode()

@@ -1,0 +1,332 @@
+"""API stage: the public Python entry point; a Solver holds one loaded model and runs the solve flow.
+
+    from mathsolve import Solver
+    with Solver(samples=4) as solver:
+        print(solver.solve("solve x^2=4").answer)
+
+A small surface, as simonw/llm (`get_model(...).prompt(...)`) and Math-Verify (`parse`,
+`verify`) keep theirs: one class whose keyword arguments are the CLI's options with the
+CLI's defaults, three ways to solve (one result, many as they finish, a stream of text
+events), and two functions on text (`extract_answer`, `grade`). The CLI is built on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable, Iterator
+
+from .answer import Grade
+from .background import Background, Checkpoint, Emit
+from .config import (CHECK_TIMEOUT_S, DEFAULT_CTX, DEFAULT_MAX_TOKENS, DEFAULT_MIN_P,
+                     DEFAULT_QUANT, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P,
+                     QUANT_CHOICES, SAMPLERS, EngineConfig, ModelSpec, SamplingConfig, Settings,
+                     SolveOptions, random_seed)
+from .decode import TextEvent
+from .engines import EngineProtocol, InFlightEngine, RequestEngine
+from .errors import InputError, MathsolveError, UsageError
+from .inputs import Problem, check_text
+from .solve import Result, error_result, solve, solve_many
+
+__all__ = ["Solver", "extract_answer", "grade"]
+
+Note = Callable[[str], None]
+OnResult = Callable[[int, Result], None]
+Seeding = Callable[[Problem], SamplingConfig]
+MAX_SEED = 2**31 - 1
+API_KEY_ENV = ("MATHSOLVE_API_KEY", "OPENAI_API_KEY")  # as `--api-key` reads them
+
+_log = logging.getLogger("mathsolve")
+
+
+class Solver:
+    """One model, loaded once, that solves problems; `close()` (or `with`) frees it.
+
+    `model`: a .gguf path, a cached model name or a Hugging Face repo id (None:
+    MATHSOLVE_MODEL, else the default model); `pull=True` downloads and converts a repo that
+    is not cached yet (minutes). `server`: an OpenAI-compatible server URL instead of the
+    local engine (`api_key`: else MATHSOLVE_API_KEY / OPENAI_API_KEY). The other keywords are
+    `mathsolve solve`'s options with its defaults; `seed=None` draws one seed for this
+    Solver (recorded in every result). Notes (a GPU fallback, a pull's steps) go to
+    `on_note`, else to the `mathsolve` logger. Bad values raise UsageError, a model that
+    cannot be used ModelError (both MathsolveError, one line each).
+    """
+
+    def __init__(self, model: str | None = None, *, quant: str = DEFAULT_QUANT,
+                 samples: int = 1, temperature: float = DEFAULT_TEMPERATURE,
+                 top_p: float = DEFAULT_TOP_P, top_k: int = DEFAULT_TOP_K,
+                 min_p: float = DEFAULT_MIN_P, seed: int | None = None,
+                 max_tokens: int = DEFAULT_MAX_TOKENS, ctx: int = DEFAULT_CTX,
+                 think: bool = True, check: bool = True, stop_when_decided: bool = False,
+                 threads: int | None = None, gpu: bool = True, parallel: int | None = None,
+                 sampler: str = "auto", server: str | None = None, api_key: str | None = None,
+                 concurrency: int | None = None, offline: bool = False, pull: bool = False,
+                 verbose: bool = False, on_note: Note | None = None) -> None:
+        if server and api_key is None:
+            api_key = next((os.environ[v] for v in API_KEY_ENV if os.environ.get(v)), None)
+        settings = Settings(
+            model=ModelSpec(model=model, quant=quant, offline=offline, server=server,
+                            api_key=api_key, concurrency=concurrency),
+            engine=EngineConfig(n_ctx=ctx, n_threads=threads, gpu=gpu, verbose=verbose,
+                                sampler=sampler, parallel=parallel),
+            sampling=SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k,
+                                    min_p=min_p, max_tokens=max_tokens,
+                                    seed=random_seed(samples) if seed is None else seed),
+            solve=SolveOptions(samples=samples, think=think, check=check,
+                               stop_when_decided=stop_when_decided))
+        self._start(settings, note=on_note, pull=pull, stages=None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, note: Note | None = None, pull: bool = False,
+                      stages: Callable[[str, int, int], None] | None = None) -> "Solver":
+        """A Solver from settings built elsewhere (the CLI's options); `stages` shows the
+        conversion phases of a pull on a terminal."""
+        solver = cls.__new__(cls)
+        solver._start(settings, note=note, pull=pull, stages=stages)
+        return solver
+
+    def _start(self, settings: Settings, *, note: Note | None, pull: bool,
+               stages: Callable[[str, int, int], None] | None) -> None:
+        from .loading import open_engine
+
+        validate(settings)
+        self._settings = settings
+        self._lock = threading.Lock()  # one solve at a time on the engine
+        self._running: set[Background[Any]] = set()
+        self._engine: EngineProtocol[Any] | None = None
+        self._note: Note = note or _log.info
+        self._engine, self._model = open_engine(settings.model, settings.engine, note=self._note,
+                                                pull=pull, probe=settings.sampling, stages=stages)
+
+    # ---- what was loaded -------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def engine(self) -> EngineProtocol[Any]:
+        """The engine (engine.Engine or server.ServerEngine), for diagnostics."""
+        if self._engine is None:
+            raise UsageError("this Solver is closed; make a new one")
+        return self._engine
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """What every Result records as `model`: path, source and quant (or the server's)."""
+        return dict(self._model)
+
+    @property
+    def load_seconds(self) -> float:
+        return self.engine.load_seconds
+
+    @property
+    def in_flight(self) -> bool:
+        """True when several problems share one batch (the local engine)."""
+        return isinstance(self.engine, InFlightEngine)
+
+    # ---- solving ---------------------------------------------------------------------------
+
+    def solve(self, problem: str | Problem, *, seed: int | None = None,
+              on_event: Callable[[TextEvent], None] | None = None) -> Result:
+        """Solve one problem on this thread (Ctrl-C raises engine.GenerationInterrupted);
+        `on_event` sees the text as it is drawn. Errors raise MathsolveError."""
+        item = _problem(problem, 1, strict=True)
+        engine = self.engine
+        with self._lock:
+            return solve(engine, item, self._sampling(seed), self._settings.solve, self._model,
+                         on_event=on_event)
+
+    def solve_many(self, problems: Iterable[str | Problem], *,
+                   seed: int | None = None) -> Iterator[Result]:
+        """Results as the problems finish (ids "1", "2", ... for strings); every problem
+        draws with the same seed, as `mathsolve -f` does. A problem that cannot be solved
+        gives a Result with `error` set, so the rest go on. Closing the iterator early (or
+        Ctrl-C) stops the work."""
+        items = [_problem(p, i, strict=False) for i, p in enumerate(problems, 1)]
+        sampling = self._sampling(seed)
+
+        def work(emit: Emit[Result], checkpoint: Checkpoint) -> None:
+            self._solve_all(items, lambda _i, result: emit(result), lambda _p: sampling,
+                            on_event=lambda _i, _event: checkpoint())
+
+        return self._background(work)
+
+    def stream(self, problem: str | Problem, *,
+               seed: int | None = None) -> Iterator[TextEvent | Result]:
+        """The text as it is drawn (TextEvent: kind "reasoning", "answer" or "tag", and the
+        sample it belongs to), then the Result. Closing the iterator early stops the work."""
+        item = _problem(problem, 1, strict=True)
+        sampling = self._sampling(seed)
+        engine = self.engine
+
+        def work(emit: Emit[TextEvent | Result], _checkpoint: Checkpoint) -> None:
+            emit(solve(engine, item, sampling, self._settings.solve, self._model, on_event=emit))
+
+        return self._background(work)
+
+    def solve_all(self, problems: list[Problem], on_result: OnResult, *,
+                  seeding: Seeding | None = None) -> None:
+        """solve_many's callback form, on this thread: on_result(i, result) for problems[i]
+        as each finishes. The local engine keeps the problems in flight in one batch (Ctrl-C
+        stops it even inside a long prompt); a server gets several problems at once."""
+        with self._lock:
+            self._solve_all(problems, on_result, seeding or (lambda _p: self._settings.sampling))
+
+    def _solve_all(self, problems: list[Problem], on_result: OnResult, seeding: Seeding, *,
+                   on_event: Callable[[int, TextEvent], None] | None = None) -> None:
+        engine, options = self.engine, self._settings.solve
+        if isinstance(engine, InFlightEngine):
+            solve_many(engine, problems, seeding, options, self._model, on_result,
+                       parallel=self._settings.engine.parallel, on_event=on_event)
+            return
+
+        def one(problem: Problem) -> Result:
+            if problem.error:
+                return error_result(problem, problem.error, self._model, seeding(problem))
+            try:
+                return solve(engine, problem, seeding(problem), options, self._model)
+            except MathsolveError as exc:
+                return error_result(problem, str(exc), self._model, seeding(problem))
+
+        server = engine if isinstance(engine, RequestEngine) else None
+        workers = min(server.eval_workers(options.samples), len(problems)) if server else 1
+        if server is None or workers <= 1:
+            for index, problem in enumerate(problems):
+                on_result(index, one(problem))
+            return
+        _pooled(server, problems, one, on_result, workers)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _sampling(self, seed: int | None) -> SamplingConfig:
+        if seed is None:
+            return self._settings.sampling
+        _check_range("seed", seed, 0, MAX_SEED)
+        return self._settings.sampling.with_seed(seed)
+
+    def _background(self, work: Callable[[Emit[Any], Checkpoint], None]) -> Iterator[Any]:
+        engine = self.engine
+        server = engine if isinstance(engine, RequestEngine) else None
+        job: Background[Any] = Background(work, self._lock,
+                                          cancel=server.cancel if server else None,
+                                          resume=server.resume if server else None)
+
+        def run() -> Iterator[Any]:
+            self._running.add(job)
+            try:
+                yield from job.items()
+            finally:
+                self._running.discard(job)
+
+        return run()
+
+    def close(self) -> None:
+        """Stop what runs in the background, then free the model (idempotent)."""
+        for job in list(self._running):
+            job.stop()
+        with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+    def __enter__(self) -> "Solver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self._model.get("path") or self._model.get("source")
+        return f"Solver({where!r}, samples={self._settings.solve.samples})"
+
+
+def _pooled(engine: RequestEngine, problems: list[Problem], one: Callable[[Problem], Result],
+            on_result: OnResult, workers: int) -> None:
+    """Several problems at once from threads (a server); results on this thread as they
+    finish. Any exception here (Ctrl-C, a stopped consumer) cancels the requests in flight."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mathsolve-problem")
+    pending = iter(enumerate(problems))
+    running: dict[Future[Result], int] = {}
+    try:
+        for index, problem in pending:
+            running[pool.submit(one, problem)] = index
+            if len(running) >= workers:
+                break
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = running.pop(future)
+                on_result(index, future.result())
+                nxt = next(pending, None)
+                if nxt is not None:
+                    running[pool.submit(one, nxt[1])] = nxt[0]
+    except BaseException:
+        engine.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        engine.resume()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _problem(item: str | Problem, index: int, *, strict: bool) -> Problem:
+    """A Problem from the caller's text; a bad text raises (strict) or is the Problem's error."""
+    if isinstance(item, Problem):
+        return item
+    if not isinstance(item, str):
+        raise TypeError(f"a problem is a str or a mathsolve.inputs.Problem, not {type(item).__name__}")
+    try:
+        return Problem(str(index), check_text(item))
+    except InputError as exc:
+        if strict:
+            raise
+        return Problem(str(index), item, error=str(exc))
+
+
+def _check_range(name: str, value: float | None, low: float | None, high: float | None, *,
+                 low_open: bool = False) -> None:
+    if value is None:
+        return
+    if (low is not None and (value <= low if low_open else value < low)) or (
+            high is not None and value > high):
+        bounds = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, " \
+                 f"{high if high is not None else 'inf'}]"
+        raise UsageError(f"{name} must be in {bounds}, got {value!r}")
+
+
+def validate(settings: Settings) -> None:
+    """The ranges `mathsolve solve` enforces on its options, for settings made in Python."""
+    s, e, o, m = settings.sampling, settings.engine, settings.solve, settings.model
+    _check_range("temperature", s.temperature, 0, 5)
+    _check_range("top_p", s.top_p, 0, 1, low_open=True)
+    _check_range("top_k", s.top_k, 0, None)
+    _check_range("min_p", s.min_p, 0, 1)
+    _check_range("seed", s.seed, 0, MAX_SEED)
+    _check_range("max_tokens", s.max_tokens, 1, None)
+    _check_range("ctx", e.n_ctx, 256, None)
+    _check_range("samples", o.samples, 1, 64)
+    _check_range("threads", e.n_threads, 1, None)
+    _check_range("parallel", e.parallel, 1, 256)
+    _check_range("concurrency", m.concurrency, 1, 256)
+    if e.sampler not in SAMPLERS:
+        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {e.sampler!r}")
+    if m.quant not in QUANT_CHOICES:
+        raise UsageError(f"quant must be one of {', '.join(QUANT_CHOICES)}, got {m.quant!r}")
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a completion: its last \\boxed{} (with the boxes of the same
+    sentence), else a "final answer is X", "#### X" or "Answer: X" line; None if none."""
+    from .answer import extract
+
+    return extract(text).answer
+
+
+def grade(completion: str, reference: str, *, timeout: float = CHECK_TIMEOUT_S) -> Grade:
+    """Extract `completion`'s answer and compare it with `reference` (an answer, or a whole
+    MATH/GSM8K solution); `.correct` is None when not comparable within `timeout` s."""
+    from .answer import grade as grade_answer
+
+    return grade_answer(completion, reference, timeout=timeout)
