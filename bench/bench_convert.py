@@ -93,13 +93,15 @@ def main() -> None:
         line = (f"{outtype:7s} wall {r['wall_s']:7.1f} s  peak RSS {r['self_maxrss_kb'] / 1024:7.0f} MiB  "
                 f"output {r['bytes'] / 1e9:.2f} GB")
         if outtype == "q4_k_m":
-            line += f"  (llama.cpp quantisation {r['quantize_s']:.1f} s, quantiser peak RSS {r['children_maxrss_kb'] / 1024:.0f} MiB)"
+            line += (f"  (llama.cpp quantisation {r['quantize_s']:.1f} s, "
+                     f"quantiser peak RSS {r['children_maxrss_kb'] / 1024:.0f} MiB)")
         print(line, flush=True)
         if outtype != "q4_k_m":
             out.unlink()  # keep disk use down; the Q4_K_M file stays for other benchmarks
         else:
             print(f"Q4_K_M GGUF kept at: {out}")
-    print(f"all children peak RSS (RUSAGE_CHILDREN): {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(f"all children peak RSS (RUSAGE_CHILDREN): {children / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

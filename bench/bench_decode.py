@@ -79,7 +79,7 @@ def main() -> None:
     from llama_cpp import Llama
 
     from mathsolve.config import EngineConfig
-    from mathsolve.engine import Engine
+    from mathsolve.engine.llama import Engine
 
     engine = Engine.load(EngineConfig(str(model), n_ctx=1024, n_threads=args.threads, gpu=True))
     threads = engine.n_threads
@@ -90,8 +90,8 @@ def main() -> None:
     stop_ids = {t for t in range(llm.n_vocab()) if engine.is_stop(t)}  # same stops for both
     ours, bare = [], []
     for r in range(runs):
-        for who, fn in (("engine", lambda: engine_run(engine, prompt, n, 1000 + r)),
-                        ("bare", lambda: bare_loop(llm, tokens, n, 1000 + r, stop_ids))):
+        for who, fn in (("engine", lambda seed=1000 + r: engine_run(engine, prompt, n, seed)),
+                        ("bare", lambda seed=1000 + r: bare_loop(llm, tokens, n, seed, stop_ids))):
             count, secs = fn()
             rate = (count - 1) / secs if count > 1 and secs > 0 else 0.0
             (ours if who == "engine" else bare).append(rate)

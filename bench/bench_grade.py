@@ -29,8 +29,8 @@ def load(path: Path, quick: bool) -> list[dict]:
 
 
 def ours(case: dict) -> bool | None:
-    from mathsolve.answer import grade
-    from mathsolve.equivalence import equivalent
+    from mathsolve.answers.equivalence import equivalent
+    from mathsolve.answers.grade import grade
 
     if "completion" in case:
         return grade(case["completion"], case["reference"]).correct
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip math-verify alone")
     args = parser.parse_args()
 
-    from mathsolve.equivalence import equivalent
+    from mathsolve.answers.equivalence import equivalent
 
     start = time.perf_counter()
     equivalent("x^2", "x \\cdot x")  # starts the worker

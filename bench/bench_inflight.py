@@ -27,7 +27,7 @@ from bench_sampling import batched_bench, tiny_models  # noqa: E402
 
 
 def problems_from(data: Path | None, n: int):  # noqa: ANN201
-    from mathsolve.inputs import Problem
+    from mathsolve.solving.inputs import Problem
 
     if data is not None:
         rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()][:n]
@@ -54,8 +54,8 @@ def main() -> int:
     model = args.model or tiny_models(1)[0]
 
     from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine import Engine
-    from mathsolve.solve import SolveOptions, solve, solve_many
+    from mathsolve.engine.llama import Engine
+    from mathsolve.solving.solve import SolveOptions, solve, solve_many
 
     problems = problems_from(args.data, args.problems)
     options = SolveOptions(samples=args.samples, check=False)

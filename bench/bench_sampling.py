@@ -23,7 +23,6 @@ rates print.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ TARGETS = {("default", 32): 0.85, ("card", 32): 0.7, ("default", 1): 0.9, ("defa
 def tiny_models(n: int = 2) -> list[Path]:
     """Tiny real-vocabulary Qwen3 q8_0 GGUFs (built once, seconds each)."""
     import tinymodels
+
     from mathsolve_convert import convert
 
     out = []
@@ -124,7 +124,7 @@ def main() -> int:
     models = args.model or tiny_models(1 if args.quick else 2)
 
     from mathsolve.config import EngineConfig
-    from mathsolve.engine import Engine
+    from mathsolve.engine.llama import Engine
 
     binary = args.llama_bin / "llama-batched-bench"
     for model in models:
@@ -146,7 +146,7 @@ def main() -> int:
                 rates: dict[str, list[float]] = {p: [] for p in paths}
                 fills: dict[str, list[float]] = {p: [] for p in paths}
                 base: list[float] = []
-                for path, engine in engines.items():  # warm-up: context, prefix, page cache
+                for engine in engines.values():  # warm-up: context, prefix, page cache
                     ours(engine, prompt, k, min(16, args.tokens), SAMPLINGS[name], 7)
                 for r in range(args.runs):  # alternate, so both sides see the same machine
                     for path, engine in engines.items():

@@ -216,6 +216,7 @@ def base_gguf(workdir: Path, real_vocab: bool = False) -> Path:
     so its metadata is the size of the real model's."""
     sys.path.insert(0, str(REPO / "tests"))
     import tinymodels
+
     from mathsolve_convert import convert
 
     if real_vocab:
@@ -229,7 +230,7 @@ def base_gguf(workdir: Path, real_vocab: bool = False) -> Path:
 
 def check_cost(base: Path, runs: int = 3) -> str:
     """Median seconds of the two gates on the unmutated base, and of a remembered verdict."""
-    from mathsolve import gguf_check
+    from mathsolve.models import gguf_check
 
     def median(fn) -> float:
         times = []

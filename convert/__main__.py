@@ -18,7 +18,8 @@ def _progress_printer():
             return
         last["t"] = now
         if stage == "write":
-            print(f"\rwriting {done / 1e9:.2f}/{total / 1e9:.2f} GB", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+            print(f"\rwriting {done / 1e9:.2f}/{total / 1e9:.2f} GB", end="\n" if done >= total else "",
+                  file=sys.stderr, flush=True)
         elif stage == "quantize" and done == 0:
             print("quantising with llama.cpp ...", file=sys.stderr, flush=True)
     return report
@@ -27,7 +28,8 @@ def _progress_printer():
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mathsolve_convert",
                                      description="Convert a Hugging Face Qwen3/Qwen2 safetensors model to GGUF.")
-    parser.add_argument("hf_dir", metavar="HF_DIR", help="Hugging Face model folder (config.json, *.safetensors, tokenizer)")
+    parser.add_argument("hf_dir", metavar="HF_DIR",
+                        help="Hugging Face model folder (config.json, *.safetensors, tokenizer)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.gguf", help="output GGUF file")
     parser.add_argument("--outtype", default="bf16", choices=OUTTYPES, help="output type (default: bf16)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")

@@ -10,9 +10,10 @@ import json
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import ConversionError
 
@@ -140,7 +141,8 @@ def read_tensors(hf_dir: Path) -> list[TensorRef]:
         listed = set(read_json(index, "the shard index")["weight_map"])
         if listed != seen:
             diff = sorted(listed ^ seen)[0]
-            raise ConversionError(f"tensor {diff} disagrees between {index.name} and the shards; re-download the checkpoint")
+            raise ConversionError(f"tensor {diff} disagrees between {index.name} and the shards; "
+                                  "re-download the checkpoint")
     return refs
 
 

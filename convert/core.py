@@ -9,16 +9,24 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .arch import Hparams, add_hparams, parse_config
 from .checkpoint import read_json, read_tensors
 from .errors import ConversionError
 from .quantize import quantize_file
 from .tensor_map import map_tensor, required_sources
-from .tensors import (DIRECT_TYPES, OUTTYPES, QUANTISED_TYPES, SIZE_RATIO, Planned, choose_type,
-                      encode_chunks, encoded_nbytes)
+from .tensors import (
+    DIRECT_TYPES,
+    OUTTYPES,
+    QUANTISED_TYPES,
+    SIZE_RATIO,
+    Planned,
+    choose_type,
+    encode_chunks,
+    encoded_nbytes,
+)
 from .vocab import Vocab, add_special_vocab, load_vocab
 
 Progress = Callable[[str, int, int], None]
@@ -43,13 +51,15 @@ def _plan(hf_dir: Path, outtype: str) -> tuple[Hparams, list[Planned]]:
             continue
         name, expected = mapped
         if ref.shape != expected:
-            raise ConversionError(f"tensor {ref.name} has shape {list(ref.shape)} but config.json implies {list(expected)}; config and weights disagree")
+            raise ConversionError(f"tensor {ref.name} has shape {list(ref.shape)} but config.json implies "
+                                  f"{list(expected)}; config and weights disagree")
         qtype = choose_type(name, ref.shape, direct)
         plan.append(Planned(ref, name, qtype, encoded_nbytes(ref.shape, qtype)))
         seen.add(ref.name)
     missing = [n for n in required_sources(hp.arch, hp.layers) if n not in seen]
     if missing:
-        raise ConversionError(f"tensor {missing[0]} is missing from the checkpoint ({len(missing)} missing); re-download it")
+        raise ConversionError(f"tensor {missing[0]} is missing from the checkpoint ({len(missing)} missing); "
+                              "re-download it")
     return hp, plan
 
 
@@ -70,7 +80,8 @@ def check_free_space(directory: Path, needed: int, free: int | None = None) -> N
         free = shutil.disk_usage(directory).free
     if free < needed + DISK_MARGIN:
         raise ConversionError(
-            f"not enough disk space in {directory}: need {needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free; free some space or choose another output folder"
+            f"not enough disk space in {directory}: need {needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free; "
+            "free some space or choose another output folder"
         )
 
 
@@ -173,7 +184,8 @@ def convert(hf_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], ou
         os.replace(tmp, out)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise ConversionError(f"not enough disk space writing {out} ({e.strerror}); free some space and retry") from None
+            raise ConversionError(f"not enough disk space writing {out} ({e.strerror}); "
+                                  "free some space and retry") from None
         raise ConversionError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)

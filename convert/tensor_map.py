@@ -7,7 +7,7 @@ HF's [out, in] order, checked against config.json before anything is written.
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from .errors import ConversionError
 

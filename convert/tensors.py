@@ -7,8 +7,9 @@ bf16 -> bf16 skips the round trip: widening and rounding back is the identity.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .checkpoint import DTYPE_SIZES, TensorRef
 

@@ -50,7 +50,8 @@ def identify_pre(tok: dict[str, Any]) -> str:
     if kinds == ["Split", "ByteLevel"] and regex == QWEN2_REGEX and split.get("behavior") == "Isolated" \
             and not steps[1].get("add_prefix_space", False):
         return "qwen2"
-    raise ConversionError(f"tokenizer.json: pre-tokenizer {kinds} is not Qwen2's; only Qwen2/Qwen3 tokenizers are supported")
+    raise ConversionError(f"tokenizer.json: pre-tokenizer {kinds} is not Qwen2's; "
+                          "only Qwen2/Qwen3 tokenizers are supported")
 
 
 def load_vocab(hf_dir: Path, vocab_size: int) -> Vocab:
@@ -71,7 +72,8 @@ def load_vocab(hf_dir: Path, vocab_size: int) -> Vocab:
         raise ConversionError("tokenizer.json has an empty vocabulary")
     top = max(by_id)
     if top >= vocab_size:
-        raise ConversionError(f"tokenizer has token id {top} but config.json vocab_size is {vocab_size}; tokenizer and config disagree")
+        raise ConversionError(f"tokenizer has token id {top} but config.json vocab_size is {vocab_size}; "
+                              "tokenizer and config disagree")
     tokens, types = [], []
     for i in range(vocab_size):
         if i not in by_id:
@@ -113,8 +115,10 @@ def add_special_vocab(writer: Any, hf_dir: Path, tokens: list[str]) -> None:
         value = config.get(key)
         text = value.get("content") if isinstance(value, dict) else value
         if isinstance(text, str) and text not in tokens:
-            raise ConversionError(f"tokenizer_config.json: {key} {text!r} is not in tokenizer.json; tokenizer files disagree")
+            raise ConversionError(f"tokenizer_config.json: {key} {text!r} is not in tokenizer.json; "
+                                  "tokenizer files disagree")
     for typ, tid in special.special_token_ids.items():
         if tid >= len(tokens):
-            raise ConversionError(f"special token {typ} id {tid} is outside the vocabulary ({len(tokens)}); tokenizer and config disagree")
+            raise ConversionError(f"special token {typ} id {tid} is outside the vocabulary ({len(tokens)}); "
+                                  "tokenizer and config disagree")
     special.add_to_gguf(writer, quiet=True)

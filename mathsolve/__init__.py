@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Solver": "api", "extract_answer": "api", "grade": "api",
-    "Result": "solve", "TextEvent": "decode", "Grade": "answer", "Problem": "inputs",
+    "Result": "solving.solve", "TextEvent": "engine.decode", "Grade": "answers.grade",
+    "Problem": "solving.inputs",
     "MathsolveError": "errors", "ModelError": "errors", "UsageError": "errors",
-    "InputError": "errors", "EngineError": "errors", "GenerationInterrupted": "decode",
+    "InputError": "errors", "EngineError": "errors", "GenerationInterrupted": "engine.decode",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -1,17 +1,17 @@
 # Types of the names mathsolve/__init__.py loads on first use (PEP 562 __getattr__).
-from mathsolve.answer import Grade as Grade
+from mathsolve.answers.grade import Grade as Grade
 from mathsolve.api import Solver as Solver
 from mathsolve.api import extract_answer as extract_answer
 from mathsolve.api import grade as grade
-from mathsolve.decode import GenerationInterrupted as GenerationInterrupted
-from mathsolve.decode import TextEvent as TextEvent
+from mathsolve.engine.decode import GenerationInterrupted as GenerationInterrupted
+from mathsolve.engine.decode import TextEvent as TextEvent
 from mathsolve.errors import EngineError as EngineError
 from mathsolve.errors import InputError as InputError
 from mathsolve.errors import MathsolveError as MathsolveError
 from mathsolve.errors import ModelError as ModelError
 from mathsolve.errors import UsageError as UsageError
-from mathsolve.inputs import Problem as Problem
-from mathsolve.solve import Result as Result
+from mathsolve.solving.inputs import Problem as Problem
+from mathsolve.solving.solve import Result as Result
 
 __version__: str
 __all__: list[str]

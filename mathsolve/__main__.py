@@ -1,5 +1,5 @@
-"""`python -m mathsolve` is the `mathsolve` command."""
+"""Command line: `python -m mathsolve` is the `mathsolve` command."""
 
-from .cli import main
+from mathsolve.cli import main
 
 main()

@@ -1,4 +1,4 @@
-"""API stage: the public Python entry point; a Solver holds one loaded model and runs the solve flow.
+"""Python API: the public entry point; a Solver holds one loaded model and runs the solve flow.
 
     from mathsolve import Solver
     with Solver(samples=4) as solver:
@@ -15,20 +15,35 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from .answer import Grade
-from .background import Background, Checkpoint, Emit
-from .config import (CHECK_TIMEOUT_S, DEFAULT_CTX, DEFAULT_MAX_TOKENS, DEFAULT_MIN_P,
-                     DEFAULT_QUANT, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P,
-                     QUANT_CHOICES, SAMPLERS, EngineConfig, ModelSpec, SamplingConfig, Settings,
-                     SolveOptions, random_seed)
-from .decode import TextEvent
-from .engines import EngineProtocol, InFlightEngine, RequestEngine
-from .errors import InputError, MathsolveError, UsageError
-from .inputs import Problem, check_text
-from .solve import Result, error_result, solve, solve_many
+from mathsolve.answers.grade import Grade
+from mathsolve.config import (
+    CHECK_TIMEOUT_S,
+    DEFAULT_CTX,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MIN_P,
+    DEFAULT_QUANT,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+    QUANT_CHOICES,
+    SAMPLERS,
+    EngineConfig,
+    ModelSpec,
+    SamplingConfig,
+    Settings,
+    SolveOptions,
+    random_seed,
+)
+from mathsolve.engine.decode import TextEvent
+from mathsolve.engine.protocol import EngineProtocol, InFlightEngine, RequestEngine
+from mathsolve.errors import InputError, MathsolveError, UsageError
+from mathsolve.solving.background import Background, Checkpoint, Emit
+from mathsolve.solving.inputs import Problem, check_text
+from mathsolve.solving.solve import Result, error_result, solve, solve_many
 
 __all__ = ["Solver", "extract_answer", "grade"]
 
@@ -80,7 +95,7 @@ class Solver:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, note: Note | None = None, pull: bool = False,
-                      stages: Callable[[str, int, int], None] | None = None) -> "Solver":
+                      stages: Callable[[str, int, int], None] | None = None) -> Solver:
         """A Solver from settings built elsewhere (the CLI's options); `stages` shows the
         conversion phases of a pull on a terminal."""
         solver = cls.__new__(cls)
@@ -89,7 +104,7 @@ class Solver:
 
     def _start(self, settings: Settings, *, note: Note | None, pull: bool,
                stages: Callable[[str, int, int], None] | None) -> None:
-        from .loading import open_engine
+        from mathsolve.engine.loading import open_engine
 
         validate(settings)
         self._settings = settings
@@ -232,7 +247,7 @@ class Solver:
                 self._engine.close()
                 self._engine = None
 
-    def __enter__(self) -> "Solver":
+    def __enter__(self) -> Solver:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -276,7 +291,7 @@ def _problem(item: str | Problem, index: int, *, strict: bool) -> Problem:
     if isinstance(item, Problem):
         return item
     if not isinstance(item, str):
-        raise TypeError(f"a problem is a str or a mathsolve.inputs.Problem, not {type(item).__name__}")
+        raise TypeError(f"a problem is a str or a mathsolve.solving.inputs.Problem, not {type(item).__name__}")
     try:
         return Problem(str(index), check_text(item))
     except InputError as exc:
@@ -319,7 +334,7 @@ def validate(settings: Settings) -> None:
 def extract_answer(text: str) -> str | None:
     """The final answer of a completion: its last \\boxed{} (with the boxes of the same
     sentence), else a "final answer is X", "#### X" or "Answer: X" line; None if none."""
-    from .answer import extract
+    from mathsolve.answers.extract import extract
 
     return extract(text).answer
 
@@ -327,6 +342,6 @@ def extract_answer(text: str) -> str | None:
 def grade(completion: str, reference: str, *, timeout: float = CHECK_TIMEOUT_S) -> Grade:
     """Extract `completion`'s answer and compare it with `reference` (an answer, or a whole
     MATH/GSM8K solution); `.correct` is None when not comparable within `timeout` s."""
-    from .answer import grade as grade_answer
+    from mathsolve.answers.grade import grade as grade_answer
 
     return grade_answer(completion, reference, timeout=timeout)

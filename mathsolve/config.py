@@ -1,4 +1,4 @@
-"""Configuration as frozen dataclasses, passed explicitly."""
+"""Configuration: frozen dataclasses passed explicitly, and the constants several stages share."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
 DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
-SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.choose_path
+SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.sampling.choose_path
 
 
 def random_seed(samples: int = 1) -> int:
@@ -41,7 +41,7 @@ class SamplingConfig:
     seed: int = 0
     max_tokens: int = DEFAULT_MAX_TOKENS
 
-    def with_seed(self, seed: int) -> "SamplingConfig":
+    def with_seed(self, seed: int) -> SamplingConfig:
         return SamplingConfig(**{**asdict(self), "seed": seed})
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class EngineConfig:
     n_threads: int | None = None  # None: physical core count
     gpu: bool = True  # offload all layers when the build supports it
     verbose: bool = False
-    sampler: str = "auto"  # "auto", "graph", "vector" or "chain": see engine.choose_path
+    sampler: str = "auto"  # "auto", "graph", "vector" or "chain": see engine.sampling.choose_path
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
     extra: dict[str, Any] = field(default_factory=dict)
 

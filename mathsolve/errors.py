@@ -1,4 +1,4 @@
-"""Exit codes and the error hierarchy. Only `cli.main()` maps exceptions to exit codes."""
+"""Errors: exit codes and the error hierarchy. Only `cli.main()` maps exceptions to exit codes."""
 
 from __future__ import annotations
 

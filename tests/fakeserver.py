@@ -42,7 +42,7 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self._thread.start()
         return self
 
@@ -133,7 +133,7 @@ class FakeServer:
                 pieces = fake._pieces()
                 if cut:
                     pieces = pieces[: len(pieces) // 2]
-                for n, delta in enumerate(pieces):
+                for delta in pieces:
                     self._event({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
                     if fake.pace:
                         time.sleep(fake.pace)

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from mathsolve.answer import display, extract, vote
+from mathsolve.answers.extract import extract
+from mathsolve.answers.vote import vote
+from mathsolve.output.display import display
 
 EXTRACT = [
     ("last-box", "first \\boxed{3}. Then.\n\nFinally \\boxed{4}", "4", False),

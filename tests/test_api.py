@@ -18,8 +18,17 @@ import pytest
 from fakeserver import ANSWER, FakeServer
 
 import mathsolve
-from mathsolve import (GenerationInterrupted, InputError, ModelError, Result, Solver, TextEvent,
-                       UsageError, extract_answer, grade)
+from mathsolve import (
+    GenerationInterrupted,
+    InputError,
+    ModelError,
+    Result,
+    Solver,
+    TextEvent,
+    UsageError,
+    extract_answer,
+    grade,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"max_tokens": 24, "threads": 2, "seed": 7}
@@ -134,7 +143,8 @@ def test_notes_go_to_on_note_else_to_the_mathsolve_logger(smollm2_gguf, caplog):
 def test_pull_true_pulls_a_repo_that_is_not_cached(tiny_qwen3_dir, tmp_path, monkeypatch):
     import shutil
 
-    from mathsolve import models
+    from mathsolve.models import cache as models
+    from mathsolve.models import pull as pulling
 
     def fake_hub(repo, revision, dest, offline, *, before_fetch=None):  # the Hub: a local copy
         dest.mkdir(parents=True, exist_ok=True)
@@ -143,7 +153,7 @@ def test_pull_true_pulls_a_repo_that_is_not_cached(tiny_qwen3_dir, tmp_path, mon
         return dest, "0123456789abcdef0123456789abcdef01234567"
 
     monkeypatch.setenv("MATHSOLVE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(models, "_download", fake_hub)
+    monkeypatch.setattr(pulling, "_download", fake_hub)
     for kwargs in ({}, {"pull": True, "offline": True}):  # offline never pulls
         with pytest.raises(models.ModelNotCached, match="mathsolve pull tiny/qwen3"):
             Solver(model="tiny/qwen3", quant="q8_0", **kwargs)

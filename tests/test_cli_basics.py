@@ -90,7 +90,6 @@ def test_bad_input_is_one_line_error_nonzero_no_traceback(args, stdin, message):
 
 def test_convert_outtypes_in_the_cli_are_the_converters():
     import mathsolve_convert
-
-    from mathsolve.cli_admin import CONVERT_OUTTYPES
+    from mathsolve.cli.admin import CONVERT_OUTTYPES
 
     assert CONVERT_OUTTYPES == mathsolve_convert.OUTTYPES

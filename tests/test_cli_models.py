@@ -12,8 +12,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mathsolve import models
 from mathsolve.cli import cli
+from mathsolve.models import pull as pulling
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -28,7 +28,7 @@ def test_pull_then_models_then_solve_from_cache_then_rm(tiny_qwen3_dir, tmp_path
             shutil.copy2(f, dest / f.name)
         return dest, SHA
 
-    monkeypatch.setattr(models, "_download", hub)
+    monkeypatch.setattr(pulling, "_download", hub)
     runner = CliRunner()
     pulled = runner.invoke(cli, ["pull", "tiny/qwen3", "--quant", "q8_0"], catch_exceptions=False)
     assert pulled.exit_code == 0, pulled.output

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 import tinymodels
+
 from mathsolve_convert import ConversionError, check_free_space, convert
 
 REPO = Path(__file__).resolve().parent.parent

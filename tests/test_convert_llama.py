@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tinymodels
+
 from mathsolve_convert import convert
 
 PROMPT = "<|im_start|>user\nSolve for x: 2x + 3 = 11. What is \\frac{1}{2}?<|im_end|>\n<|im_start|>assistant\n"

@@ -9,11 +9,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-
 import tinymodels
 
 from mathsolve_convert import convert  # noqa: E402
-from mathsolve_convert.tensor_map import check_table, TENSOR_TABLE  # noqa: E402
+from mathsolve_convert.tensor_map import TENSOR_TABLE, check_table  # noqa: E402
 
 T = gguf.GGUFValueType
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mathsolve import doctor
+from mathsolve.engine import doctor
 
 # How llama.cpp's system info names each GPU backend ("CUDA : ARCHS = ... | CPU : ...").
 GPU_REGISTRY_NAMES = {"CUDA": ("CUDA",), "Metal": ("MTL", "METAL"), "ROCm": ("ROCm", "ROCM"),

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import Completion, Engine, GenerationInterrupted, TextEvent, physical_cores
+from mathsolve.engine.llama import Completion, Engine, GenerationInterrupted, TextEvent, physical_cores
+from mathsolve.engine.stream import ThinkSplitter, Utf8Stream, think_open_at_end
 from mathsolve.errors import InputError, ModelError
-from mathsolve.stream import ThinkSplitter, Utf8Stream, think_open_at_end
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=24)
 
@@ -142,7 +142,8 @@ def test_stop_token_ends_generation_and_is_not_in_the_text(smol):
 
 @pytest.mark.parametrize("max_tokens", [1, 7], ids=["one", "seven"])
 def test_max_tokens_ends_with_length(smol, max_tokens):
-    c = smol.generate(smol.render("Write a long story about a dragon."), SamplingConfig(temperature=0, max_tokens=max_tokens))
+    c = smol.generate(smol.render("Write a long story about a dragon."),
+                      SamplingConfig(temperature=0, max_tokens=max_tokens))
     assert c.finish_reason == "length" and c.completion_tokens == max_tokens
 
 
@@ -364,7 +365,7 @@ def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it_during_a_prompt(smollm2
     code = f"""
 import os, signal, threading
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import Engine
+from mathsolve.engine.llama import Engine
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 e = Engine.load(EngineConfig({str(smollm2_gguf)!r}, n_ctx=2048, gpu=False))
 prompt = e.render("two plus two " * 300)

@@ -4,9 +4,9 @@ checked statically (mypy reads the assignments in `_conforms`) and at run time."
 from __future__ import annotations
 
 from mathsolve.config import EngineConfig
-from mathsolve.engine import Engine
-from mathsolve.engines import EngineProtocol, InFlightEngine, RequestEngine
-from mathsolve.server import ChatPrompt, ServerEngine
+from mathsolve.engine.llama import Engine
+from mathsolve.engine.protocol import EngineProtocol, InFlightEngine, RequestEngine
+from mathsolve.engine.server import ChatPrompt, ServerEngine
 
 
 def _conforms(local: Engine, server: ServerEngine) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mathsolve.answer import grade
-from mathsolve.equivalence import equivalent
-from mathsolve.limits import HardLimitWorker, HardTimeout
+from mathsolve.answers.equivalence import equivalent
+from mathsolve.answers.grade import grade
+from mathsolve.answers.limits import HardLimitWorker, HardTimeout
 
 CASES = [
     json.loads(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mathsolve.evaluate import finished_ids, summarise
+from mathsolve.evaluation.evaluate import finished_ids, summarise
 
 EVAL_ARGS = ["--samples", "2", "--max-tokens", "24", "--seed", "3", "--threads", "2"]
 
@@ -141,7 +140,7 @@ def test_grade_empty_file_is_a_one_line_error(tmp_path):
 
 
 def test_results_with_line_separators_inside_strings_read_back_whole(tmp_path):
-    from mathsolve.evaluate import ResultsFile, read_records
+    from mathsolve.evaluation.evaluate import ResultsFile, read_records
 
     out = tmp_path / "r.jsonl"
     results = ResultsFile(out)

@@ -12,10 +12,11 @@ import time
 
 from click.testing import CliRunner
 
-from mathsolve import engine as engine_mod
-from mathsolve import models
 from mathsolve.cli import cli
 from mathsolve.config import EngineConfig, SamplingConfig
+from mathsolve.engine import llama as engine_mod
+from mathsolve.models import cache as models
+from mathsolve.models import pull as pulling
 
 
 def test_gpu_load_failure_falls_back_to_cpu_with_a_warning(smollm2_gguf, monkeypatch):
@@ -64,7 +65,7 @@ def test_gguf_changed_after_pull_is_detected_with_the_force_fix(tiny_qwen3_dir, 
             shutil.copy2(f, dest / f.name)
         return dest, "f" * 40
 
-    monkeypatch.setattr(models, "_download", hub)
+    monkeypatch.setattr(pulling, "_download", hub)
     runner = CliRunner()
     assert runner.invoke(cli, ["pull", "t/q", "--quant", "q8_0"], catch_exceptions=False).exit_code == 0
     gguf = models.resolve("t/q", "q8_0").path

@@ -21,11 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mathsolve.answer import display, extract, grade
-from mathsolve.equivalence import answer_values, equivalent, fast_equivalent, normalise
+from mathsolve.answers.equivalence import answer_values, equivalent, fast_equivalent, normalise
+from mathsolve.answers.extract import extract
+from mathsolve.answers.grade import grade
+from mathsolve.answers.verify import Check, _parse, _ParseError, _tokens, check
 from mathsolve.errors import InputError
-from mathsolve.inputs import Problem, decode, parse_problems
-from mathsolve.verify import Check, _ParseError, _parse, _tokens, check
+from mathsolve.output.display import display
+from mathsolve.solving.inputs import Problem, decode, parse_problems
 
 # Examples per property (reported in README's reliability section).
 EXAMPLES = {"extract": 400, "grade": 150, "display": 400, "fast_path": 400, "equivalent": 40, "tokens": 400,
@@ -241,7 +243,8 @@ LINE_FRAGMENTS = ['{"problem": ', '{"question": "', '"', '}', '{', '[', ']', '"i
 
 @fuzz("decode")
 @given(st.one_of(st.binary(max_size=200), ODD_TEXT.map(lambda t: t.encode("utf-16")),
-                 ODD_TEXT.map(lambda t: b"\xef\xbb\xbf" + t.encode("utf-8")), ODD_TEXT.map(lambda t: t.encode("latin-1", "replace"))))
+                 ODD_TEXT.map(lambda t: b"\xef\xbb\xbf" + t.encode("utf-8")),
+                 ODD_TEXT.map(lambda t: t.encode("latin-1", "replace"))))
 def test_decode_gives_text_or_a_one_line_input_error(data):
     try:
         text = decode(data, "f.txt")

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mathsolve import gguf_check, models
 from mathsolve.errors import ModelError
+from mathsolve.models import cache as models
+from mathsolve.models import gguf_check
+from mathsolve.models import pull as pulling
 
 REPO = Path(__file__).resolve().parent.parent
 FIX = "re-download or re-convert it"
@@ -148,7 +150,7 @@ def test_the_probe_child_prints_no_backtrace_when_llama_cpp_aborts(tiny_qwen3_gg
     llama.cpp's one assert line reaches stderr, even when the caller did not set it."""
     path = _mutant(tiny_qwen3_gguf, tmp_path, "block-count-zero")
     env = {k: v for k, v in os.environ.items() if k != "GGML_NO_BACKTRACE"}
-    proc = subprocess.run([sys.executable, "-m", "mathsolve.gguf_check", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "mathsolve.models.gguf_check", str(path)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == -6  # abort(): the child died, as llama.cpp does on this file
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -191,8 +193,8 @@ def test_a_model_our_pull_wrote_is_trusted_without_a_probe(home, probes, tiny_qw
         shutil.copytree(tiny_qwen3_dir, dest, dirs_exist_ok=True)
         return dest, "f" * 40
 
-    monkeypatch.setattr(models, "_download", hub)
-    models.pull("t/q", "q8_0")
+    monkeypatch.setattr(pulling, "_download", hub)
+    pulling.pull("t/q", "q8_0")
     assert models.resolve("t/q", "q8_0").source == "t/q"
     assert probes == []
 

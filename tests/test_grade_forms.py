@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from mathsolve.answer import extract, grade, reference_answer
-from mathsolve.equivalence import equivalent, normalise
+from mathsolve.answers.equivalence import equivalent, normalise
+from mathsolve.answers.extract import extract, reference_answer
+from mathsolve.answers.grade import grade
 
 MATH_SOLUTION = (
     "The first year loses $20\\%$, leaving $80\\%$; the second loses $10\\%$ of that, leaving "

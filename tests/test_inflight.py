@@ -12,9 +12,9 @@ import time
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import Engine, Job
-from mathsolve.inputs import Problem
-from mathsolve.solve import SolveOptions, solve, solve_many
+from mathsolve.engine.llama import Engine, Job
+from mathsolve.solving.inputs import Problem
+from mathsolve.solving.solve import SolveOptions, solve, solve_many
 
 PROBLEMS = ["What is 2+3?", "Write a long story about a dragon.", "Name three prime numbers.",
             "What is the capital of France? Answer in one word.", "Count from one to ten."]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mathsolve.errors import InputError
-from mathsolve.inputs import check_text, decode, parse_problems
+from mathsolve.solving.inputs import check_text, decode, parse_problems
 
 
 @pytest.mark.parametrize(

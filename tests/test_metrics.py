@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from mathsolve.metrics import ks_for, pass_at_k
+from mathsolve.evaluation.metrics import ks_for, pass_at_k
 
 PASS = [
     ("all-correct", 4, 4, 2, 1.0),

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from mathsolve import models
 from mathsolve.errors import ModelError, PullError, UsageError
+from mathsolve.models import cache as models
+from mathsolve.models import pull as pulling
 
 REPO_ID = "tiny/qwen3"
 NAME = "tiny--qwen3"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-_REAL_DOWNLOAD = models._download  # before any test replaces it
+_REAL_DOWNLOAD = pulling._download  # before any test replaces it
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def hub_calls(monkeypatch, tiny_ckpt) -> list:
     calls: list = []
-    monkeypatch.setattr(models, "_download", fake_hub(tiny_ckpt, calls))
+    monkeypatch.setattr(pulling, "_download", fake_hub(tiny_ckpt, calls))
     return calls
 
 
@@ -82,8 +83,8 @@ def pulled_template(tiny_ckpt, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pulled") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MATHSOLVE_HOME", str(root))
-        mp.setattr(models, "_download", fake_hub(tiny_ckpt, []))
-        models.pull(REPO_ID, "q8_0")
+        mp.setattr(pulling, "_download", fake_hub(tiny_ckpt, []))
+        pulling.pull(REPO_ID, "q8_0")
     return root
 
 
@@ -104,7 +105,7 @@ def test_pull_writes_gguf_and_manifest_that_llama_cpp_loads(home, hub_calls, qua
     import llama_cpp
 
     notes: list[str] = []
-    got = models.pull(REPO_ID, quant, progress=notes.append)
+    got = pulling.pull(REPO_ID, quant, progress=notes.append)
 
     mdir = home / "models" / NAME
     assert got.path == mdir / f"{quant}.gguf" and got.source == REPO_ID and got.name == NAME
@@ -128,7 +129,7 @@ def test_pull_writes_gguf_and_manifest_that_llama_cpp_loads(home, hub_calls, qua
 
 def test_pull_reuses_a_cached_model_without_downloading(cached, hub_calls):
     before = cached.joinpath("q8_0.gguf").stat().st_mtime_ns
-    got = models.pull(REPO_ID, "q8_0")
+    got = pulling.pull(REPO_ID, "q8_0")
     assert hub_calls == [] and got.path.stat().st_mtime_ns == before
 
 
@@ -136,39 +137,39 @@ def test_pull_force_replaces_a_damaged_model(cached, hub_calls):
     (cached / "q8_0.manifest.json").write_text("{not json")
     with pytest.raises(ModelError, match="--force"):
         models.resolve(REPO_ID, "q8_0")
-    models.pull(REPO_ID, "q8_0", force=True)
+    pulling.pull(REPO_ID, "q8_0", force=True)
     assert len(hub_calls) == 1
     assert models.resolve(REPO_ID, "q8_0", verify=True).manifest["revision"] == SHA
 
 
 def test_pull_keep_source_then_offline_requantise_needs_no_network(home, hub_calls, monkeypatch,
                                                                     network_attempts):
-    models.pull(REPO_ID, "q8_0", keep_source=True)
+    pulling.pull(REPO_ID, "q8_0", keep_source=True)
     dest = home / "downloads" / NAME
     assert list(dest.glob("*.safetensors")) and (dest / models.SOURCE_MARKER).exists()
-    monkeypatch.setattr(models, "_download", _REAL_DOWNLOAD)  # the real one, offline
-    got = models.pull(REPO_ID, "bf16", offline=True, keep_source=True)
+    monkeypatch.setattr(pulling, "_download", _REAL_DOWNLOAD)  # the real one, offline
+    got = pulling.pull(REPO_ID, "bf16", offline=True, keep_source=True)
     assert got.manifest["revision"] == SHA and network_attempts == []
 
 
 def test_pull_refuses_up_front_when_the_disk_is_too_small(home, monkeypatch, tiny_ckpt):
     calls: list = []
-    monkeypatch.setattr(models, "_download", fake_hub(tiny_ckpt, calls, fetch_bytes=10**16))
+    monkeypatch.setattr(pulling, "_download", fake_hub(tiny_ckpt, calls, fetch_bytes=10**16))
     with pytest.raises(PullError, match=r"need \d+\.\d GB, have \d+\.\d GB"):
-        models.pull(REPO_ID, "q4_k_m")
+        pulling.pull(REPO_ID, "q4_k_m")
     assert not (home / "downloads" / NAME).exists(), "the check runs before any download"
 
 
 @pytest.mark.parametrize("bad", ["nobody", "a/b/c", "owner/--x", "-x/y"], ids=str)
 def test_pull_rejects_what_is_not_a_repo_id(home, hub_calls, bad):
     with pytest.raises(ModelError, match="not a Hugging Face repo id"):
-        models.pull(bad, "q8_0")
+        pulling.pull(bad, "q8_0")
     assert hub_calls == []
 
 
 def test_pull_rejects_an_unknown_quant(home, hub_calls):
     with pytest.raises(UsageError, match="q4_k_m"):
-        models.pull(REPO_ID, "q3_k")
+        pulling.pull(REPO_ID, "q3_k")
 
 
 # --- offline ------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def test_pull_rejects_an_unknown_quant(home, hub_calls):
 def test_offline_pull_of_cached_model_never_downloads(cached, hub_calls, monkeypatch, how):
     if how == "env":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    got = models.pull(REPO_ID, "q8_0", offline=how == "argument")
+    got = pulling.pull(REPO_ID, "q8_0", offline=how == "argument")
     assert hub_calls == [] and got.path.exists()
 
 
@@ -189,7 +190,7 @@ def test_offline_pull_of_missing_model_fails_at_once_without_network(
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     start = time.monotonic()
     with pytest.raises(PullError, match="offline") as info:
-        models.pull(REPO_ID, "q8_0", offline=True)
+        pulling.pull(REPO_ID, "q8_0", offline=True)
     assert "mathsolve pull tiny/qwen3" in str(info.value)
     assert network_attempts == [] and time.monotonic() - start < 5
 
@@ -207,7 +208,7 @@ def test_real_snapshot_download_from_a_prepopulated_hub_cache(home, tmp_path, mo
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    got = models.pull(REPO_ID, "q8_0")
+    got = pulling.pull(REPO_ID, "q8_0")
     assert got.manifest["revision"] == SHA and got.path.exists()
     assert list(snap.glob("*.safetensors")), "files in the user's HF cache are never deleted"
     assert network_attempts == []
@@ -269,7 +270,7 @@ def test_hub_failures_become_one_line_pull_errors(home, monkeypatch, status, cod
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
     try:
         with pytest.raises(PullError) as info:
-            models.pull(REPO_ID, "q8_0", revision="v9" if code == "RevisionNotFound" else None)
+            pulling.pull(REPO_ID, "q8_0", revision="v9" if code == "RevisionNotFound" else None)
     finally:
         if stub:
             stub.close()
@@ -456,7 +457,7 @@ def test_listing_never_hashes_and_names_verify_for_a_changed_file(cached, hashes
 
 
 def test_pull_writes_the_stat_of_the_renamed_gguf(home, hub_calls, hashes):
-    got = models.pull(REPO_ID, "q8_0")
+    got = pulling.pull(REPO_ID, "q8_0")
     st = got.path.stat()
     assert got.manifest["stat"] == {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                     "ctime_ns": st.st_ctime_ns, "inode": st.st_ino,
@@ -563,7 +564,7 @@ def test_leftovers_of_an_interrupted_pull_never_count_and_are_cleaned(home, hub_
     assert models.list_models()[0].status.startswith("unfinished pull")
 
     notes: list[str] = []
-    models.pull(REPO_ID, "q8_0", progress=notes.append)
+    pulling.pull(REPO_ID, "q8_0", progress=notes.append)
     assert not (mdir / ".partial-q8_0-4242.gguf").exists()
     assert models.resolve(REPO_ID, "q8_0", verify=True).manifest["sha256"]
     assert any("interrupted pull" in n for n in notes)
@@ -579,10 +580,10 @@ def test_a_failed_download_keeps_the_partial_files_for_resuming(home, monkeypatc
         shutil.copy2(tiny_ckpt / "config.json", dest / "config.json")
         raise PullError("cannot reach the Hugging Face Hub (simulated drop)")
 
-    monkeypatch.setattr(models, "_download", dies_half_way)
+    monkeypatch.setattr(pulling, "_download", dies_half_way)
     for _ in range(2):
         with pytest.raises(PullError):
-            models.pull(REPO_ID, "q8_0")
+            pulling.pull(REPO_ID, "q8_0")
     assert seen == [[], ["config.json"]]
     assert not (home / "downloads" / NAME / models.SOURCE_MARKER).exists()
 
@@ -590,19 +591,20 @@ def test_a_failed_download_keeps_the_partial_files_for_resuming(home, monkeypatc
 _KILLED_IN_CONVERSION = r"""
 import os, shutil, signal, sys
 from pathlib import Path
-from mathsolve import models
+from mathsolve.models import cache as models
+from mathsolve.models import pull as pulling
 src, mdir = Path(sys.argv[1]), Path(sys.argv[2])
 def fake(repo, revision, dest, offline, **_):
     dest.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
         shutil.copy2(f, dest / f.name)
     return dest, "0123456789abcdef0123456789abcdef01234567"
-models._download = fake
+pulling._download = fake
 def progress(msg):
     if msg.startswith("write: ") and msg not in ("write: 0%", "write: 100%"):
         print("partial files:", [p.name for p in mdir.glob(".*partial-*")], flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-models.pull("tiny/qwen3", "q8_0", progress=progress)
+pulling.pull("tiny/qwen3", "q8_0", progress=progress)
 print("finished without being killed", flush=True)
 """
 
@@ -618,7 +620,7 @@ def test_pull_killed_during_conversion_leaves_nothing_finished(home, hub_calls, 
     with pytest.raises(models.ModelNotCached):
         models.resolve(REPO_ID, "q8_0")
 
-    got = models.pull(REPO_ID, "q8_0")
+    got = pulling.pull(REPO_ID, "q8_0")
     assert models.resolve(REPO_ID, "q8_0", verify=True).path == got.path
     assert list(mdir.glob(".*partial-*")) == []
 
@@ -626,7 +628,8 @@ def test_pull_killed_during_conversion_leaves_nothing_finished(home, hub_calls, 
 _HOLD_LOCK = r"""
 import sys, time
 from pathlib import Path
-from mathsolve import models
+from mathsolve.models import cache as models
+from mathsolve.models import pull as pulling
 with models._model_lock(Path(sys.argv[1]), "tiny--qwen3", "test"):
     print("locked", flush=True)
     time.sleep(60)
@@ -641,12 +644,12 @@ def test_second_concurrent_pull_fails_clearly_with_the_holder_pid(home, hub_call
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(PullError, match=f"another mathsolve pull of tiny/qwen3 is running "
                                             f"\\(pid {holder.pid}\\)"):
-            models.pull(REPO_ID, "q8_0")
+            pulling.pull(REPO_ID, "q8_0")
         assert hub_calls == [] and not (home / "models" / NAME / "q8_0.gguf").exists()
     finally:
         holder.kill()
         holder.wait()
-    models.pull(REPO_ID, "q8_0")  # the lock dies with its holder
+    pulling.pull(REPO_ID, "q8_0")  # the lock dies with its holder
     assert len(hub_calls) == 1
 
 
@@ -751,8 +754,8 @@ class _LocalHub:
 
 _PULL_CHILD = (
     "import huggingface_hub.constants as c; c.DOWNLOAD_CHUNK_SIZE = 8192\n"  # small writes
-    "import sys; from mathsolve import models\n"
-    "print(models.pull('tiny/qwen3', 'q8_0', keep_source=sys.argv[1] == 'keep').path)\n"
+    "import sys; from mathsolve.models import pull as pulling\n"
+    "print(pulling.pull('tiny/qwen3', 'q8_0', keep_source=sys.argv[1] == 'keep').path)\n"
 )
 
 

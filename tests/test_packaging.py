@@ -21,7 +21,9 @@ def test_wheel_top_level_names_are_namespaced(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"mathsolve", "mathsolve_convert"}
-    assert "mathsolve_convert/__main__.py" in names and "mathsolve/cli.py" in names
+    assert "mathsolve_convert/__main__.py" in names and "mathsolve/cli/__init__.py" in names
+    sources = {p.relative_to(REPO).as_posix() for p in (REPO / "mathsolve").rglob("*.py")}
+    assert sources - set(names) == set()  # every stage package is in the wheel
 
 
 @pytest.mark.skipif(os.environ.get("CI", "").lower() not in ("1", "true", "yes"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import Engine, GenerationInterrupted, TextEvent
+from mathsolve.engine.llama import Engine, GenerationInterrupted, TextEvent
 
 PROBLEM = "Write a long story about a dragon."
 

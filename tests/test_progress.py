@@ -22,7 +22,8 @@ ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 _PULL = r"""
 import shutil, sys
 from pathlib import Path
-from mathsolve import models
+from mathsolve.models import cache as models
+from mathsolve.models import pull as pulling
 from mathsolve.cli import main
 src = Path(sys.argv[1])
 def fake_hub(repo, revision, dest, offline, *, before_fetch=None):  # the Hub: a local copy
@@ -30,7 +31,7 @@ def fake_hub(repo, revision, dest, offline, *, before_fetch=None):  # the Hub: a
     for f in src.iterdir():
         shutil.copy2(f, dest / f.name)
     return dest, "0123456789abcdef0123456789abcdef01234567"
-models._download = fake_hub
+pulling._download = fake_hub
 main(["pull", "tiny/qwen3", "--quant", "q4_k_m"])
 """
 

@@ -6,7 +6,7 @@ import pytest
 
 from mathsolve.config import SYSTEM_PROMPT
 from mathsolve.errors import MathsolveError, ModelError
-from mathsolve.prompt import render_prompt
+from mathsolve.solving.prompt import render_prompt
 
 PROBLEMS = {
     "plain": "What is 2+3?",

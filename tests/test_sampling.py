@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import Engine
-from mathsolve.sampling import BatchSampler, top_k, uniforms
+from mathsolve.engine.llama import Engine
+from mathsolve.engine.sampling import BatchSampler, top_k, uniforms
 
 PATHS = ["vector", "chain", "graph"]
 PROBLEM = "Write a long story about a dragon."

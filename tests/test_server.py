@@ -15,13 +15,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from fakeserver import FakeServer
+
 from mathsolve.config import SamplingConfig
-from mathsolve.engine import GenerationInterrupted
+from mathsolve.engine.llama import GenerationInterrupted
+from mathsolve.engine.server import ServerEngine, normalise_url
+from mathsolve.engine.sse import retry_after
 from mathsolve.errors import EngineError, UsageError
-from mathsolve.server import ServerEngine, normalise_url
-from mathsolve.sse import retry_after
 
 SECRET = "sk-mathsolve-test-9f3c1e7a5b"  # distinctive: grep-able anywhere it must not be
 FAST = ["--max-tokens", "24", "--seed", "5"]

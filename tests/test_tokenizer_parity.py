@@ -63,7 +63,8 @@ def test_every_problem_tokenises_identically(vocab_only, qwen3_tokenizer_dir: Pa
     texts = problems(shared_data_dir) + EXTRA_TEXTS
     assert len(texts) > 1000
     mismatches = [t for t in texts
-                  if vocab_only.tokenize(t.encode(), add_bos=False, special=True) != hf.encode(t, add_special_tokens=False).ids]
+                  if vocab_only.tokenize(t.encode(), add_bos=False, special=True)
+                  != hf.encode(t, add_special_tokens=False).ids]
     assert mismatches == []
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mathsolve.verify import check
+from mathsolve.answers.verify import check
 
 CHECKS = [
     ("plain-equation-both-roots", "x^2=4", "2, -2", "verified"),

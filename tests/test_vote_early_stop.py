@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import Completion, Engine
-from mathsolve.solve import decided
+from mathsolve.engine.llama import Completion, Engine
+from mathsolve.solving.solve import decided
 
 
 def done(*answers: str | None, reason: str = "stop") -> list[Completion]:
@@ -59,8 +59,8 @@ def test_engine_cancels_the_remaining_samples_when_told(smollm2_gguf):
 
 def test_samples_that_did_not_finish_add_nothing_to_the_vote_or_the_support():
     from mathsolve.config import SamplingConfig
-    from mathsolve.inputs import Problem
-    from mathsolve.solve import SolveOptions, finish
+    from mathsolve.solving.inputs import Problem
+    from mathsolve.solving.solve import SolveOptions, finish
 
     # Two finished samples disagree (4, 5); a cancelled one had already boxed 5 in its text.
     completions = done("4", "5", "5")[:2] + [done("5", "5", "5", reason="cancelled")[2]]
@@ -73,9 +73,9 @@ def test_samples_that_did_not_finish_add_nothing_to_the_vote_or_the_support():
 
 
 def test_interactive_problems_never_share_a_seed(smollm2_gguf, monkeypatch):
-    from mathsolve import interactive
-    from mathsolve.render import Renderer
-    from mathsolve.solve import SolveOptions
+    from mathsolve.cli import interactive
+    from mathsolve.output.render import Renderer
+    from mathsolve.solving.solve import SolveOptions
 
     lines = iter(["What is 1+1?", "What is 2+2?", "What is 3+3?"])
 

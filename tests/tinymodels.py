@@ -11,8 +11,8 @@ import json
 import os
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -96,7 +96,8 @@ def _write_tokenizer(out_dir: Path, tokenizer: str | Path) -> tuple[int, dict[st
             "pad_token": "<|endoftext|>", "split_special_tokens": False,
             "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
         }
-        (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+        (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False),
+                                                       encoding="utf-8")
     else:
         src = Path(tokenizer)
         for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):

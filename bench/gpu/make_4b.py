@@ -40,9 +40,8 @@ def torch_writer(device: str):  # noqa: ANN201
 
 
 def main() -> None:
-    import torch
-
     import tinymodels
+    import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)

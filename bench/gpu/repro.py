@@ -33,7 +33,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine import Engine
+    from mathsolve.engine.llama import Engine
 
     with Engine.load(EngineConfig(args.model, n_ctx=args.tokens + 256, gpu=not args.cpu)) as e:
         prompt = e.render("Write a long story about a dragon who learns arithmetic.")

@@ -1,0 +1,1 @@
+"""Answers: extract the final answer, compare answers, check them with sympy, vote."""

@@ -1,0 +1,215 @@
+"""Answers: the forms other models and datasets write around a value (names, lists, units).
+
+Lists in words (`6 \\text{ and } 8`, `x = 2 \\quad\\text{or}\\quad x = -5`, `4; 6`), names
+before a value (`S_{MBCN}:S=7:32`, `(x, y) = (5, 8)`, `AB=4, CD=5`) and units after it
+(`125\\textnormal{ miles}`, `18 \\text{ cm}^2`) are rewritten to the plain list of values, so
+the fast path and math-verify see `6, 8` / `7:32` / `125`. Plain string scanning, linear in
+the answer's length: these run on untrusted model output.
+"""
+
+from __future__ import annotations
+
+import re
+
+# \text-like commands: their braced argument is prose (a unit, a word such as "and").
+TEXT_COMMANDS = ("\\textnormal", "\\textrm", "\\textit", "\\textup", "\\text", "\\mbox", "\\mathrm")
+_SEPARATOR_WORDS = {"and", "or", ",", ";", "and also", "or also"}
+_OPEN, _CLOSE = "([{", ")]}"
+# Commands that name something (`\angle ABC`, `\overline{AB}`, `\alpha`) rather than compute.
+_NAME_COMMANDS = {
+    "angle", "measuredangle", "triangle", "overline", "overrightarrow", "vec", "hat", "bar",
+    "widehat", "mathbf", "mathit", "mathcal", "operatorname", "prime", "alpha", "beta", "gamma",
+    "delta", "epsilon", "varepsilon", "theta", "lambda", "mu", "rho", "sigma", "tau", "phi",
+    "varphi", "omega", "Delta", "Gamma", "Omega", "Theta", "Phi", "left", "right",
+} | {c[1:] for c in TEXT_COMMANDS}
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_UNIT_POWERS = ("^2", "^3", "^{2}", "^{3}")
+
+
+def group_end(s: str, i: int) -> int:
+    """Index just after the balanced `{...}` that starts at s[i]; -1 when it never closes."""
+    depth = 0
+    for j in range(i, len(s)):
+        ch = s[j]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return -1
+
+
+def _command_at(s: str, i: int) -> str:
+    """The command name (letters) after the backslash at s[i], or the one symbol after it."""
+    j = i + 1
+    while j < len(s) and s[j].isalpha():
+        j += 1
+    return s[i + 1 : j] if j > i + 1 else s[i + 1 : i + 2]
+
+
+def _is_thousands(s: str) -> bool:
+    """`10,455`, `11,\\! 111,\\! 100`, `25{,}000`, `\\$1,170`: one number, not a list.
+
+    A plain space after the comma (`1, 234`) makes it a list.
+    """
+    compact = s.strip().strip("$").replace("{,}", ",")
+    for space in ("\\!", "\\,", "\\ "):
+        compact = compact.replace(space + " ", "").replace(space, "")
+    if compact.startswith("\\$"):
+        compact = compact[2:]
+    return _THOUSANDS.fullmatch(compact.strip()) is not None
+
+
+def _split(s: str, commas: bool) -> list[str]:
+    """Split at top-level separators: `;`, `and`/`or` (bare or in \\text{}), and `,` if asked."""
+    parts: list[str] = []
+    start = depth = i = 0
+    n = len(s)
+    while i < n:
+        ch = s[i]
+        if ch == "\\":
+            name = _command_at(s, i)
+            end = i + 1 + len(name)
+            if "\\" + name in TEXT_COMMANDS and end < n and s[end] == "{":
+                close = group_end(s, end)
+                if close < 0:  # never closed: the rest is one item
+                    break
+                if depth == 0 and s[end + 1 : close - 1].strip().lower() in _SEPARATOR_WORDS:
+                    parts.append(s[start:i])
+                    start = close
+                i = close
+                continue
+            if name == "{":
+                depth += 1
+            elif name == "}":
+                depth = max(depth - 1, 0)
+            i = end
+            continue
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(depth - 1, 0)
+        elif depth == 0 and (ch == ";" or (ch == "," and commas)):
+            parts.append(s[start:i])
+            start = i + 1
+        elif depth == 0 and ch in "ao" and (i == 0 or not s[i - 1].isalpha()):
+            word = "and" if s.startswith("and", i) else "or" if s.startswith("or", i) else ""
+            after = i + len(word)
+            if word and (after == n or not s[after].isalpha()) and i > 0:
+                parts.append(s[start:i])
+                start = after
+                i = after
+                continue
+        i += 1
+    parts.append(s[start:])
+    return parts
+
+
+def _is_name(s: str) -> bool:
+    """Does `s` only name a quantity (`S_{MBCN}:S`, `(x, y)`, `P(x)`, `f(2)`, `\\angle ABC`, `AB`)?"""
+    s = s.strip()
+    if not s or len(s) > 60:
+        return False
+    letters = False
+    i, n, depth = 0, len(s), 0
+    while i < n:
+        ch = s[i]
+        if ch.isalpha():
+            letters = True
+            i += 1
+        elif ch in " :/',()" or (ch.isdigit() and depth):  # digits as arguments: f(2), P(1)
+            depth = depth + 1 if ch == "(" else max(depth - 1, 0) if ch == ")" else depth
+            i += 1
+        elif ch == "_":  # subscripts may hold digits: a_1, S_{ABC}, x_{12}
+            if i + 1 < n and s[i + 1] == "{":
+                end = group_end(s, i + 1)
+                if end < 0:
+                    return False
+                i = end
+            elif i + 1 < n and s[i + 1].isalnum():
+                i += 2
+            else:
+                return False
+        elif ch == "\\":
+            name = _command_at(s, i)
+            if name not in _NAME_COMMANDS:
+                return False
+            letters = True
+            i += 1 + len(name)
+            if i < n and s[i] == "{":
+                end = group_end(s, i)
+                if end < 0 or not all(c.isalnum() or c in " _\\{}'," for c in s[i + 1 : end - 1]):
+                    return False
+                i = end
+        else:  # digits, operators, '=' ...: an expression or an equation, not a name
+            return False
+    return letters
+
+
+def _equals_signs(item: str) -> list[int]:
+    """Positions of the `=` signs outside brackets."""
+    depth, found = 0, []
+    for i, ch in enumerate(item):
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(depth - 1, 0)
+        elif ch == "=" and depth == 0:
+            found.append(i)
+    return found
+
+
+def is_equation(value: str) -> bool:
+    """`2x = 5`, `x^2 + y^2 = 25`: an equation, which a bare value such as `5` is not."""
+    return bool(_equals_signs(value))
+
+
+def strip_name(item: str) -> str:
+    """`S_{MBCN}:S=7:32` -> `7:32`; `(x, y) = (5, 8)` -> `(5, 8)`; `2x = 5` stays (not a name)."""
+    signs = _equals_signs(item)
+    if len(signs) != 1:  # no assignment, or a chain a = b = 5: leave it alone
+        return item
+    eq = signs[0]
+    value = item[eq + 1 :].strip()
+    return value if value and _is_name(item[:eq]) else item
+
+
+def strip_unit(item: str) -> str:
+    """`125\\textnormal{ miles}` -> `125`, `18 \\text{ cm}^2` -> `18`: a unit in words after a number."""
+    s = item.rstrip(" .")
+    for power in _UNIT_POWERS:
+        if s.endswith(power):
+            s = s[: -len(power)].rstrip()
+            break
+    if not s.endswith("}"):
+        return item
+    start = max(s.rfind(cmd + "{") for cmd in TEXT_COMMANDS)
+    if start <= 0 or group_end(s, s.index("{", start)) != len(s):  # not a final \text{} group
+        return item
+    unit = s[s.index("{", start) + 1 : -1].strip()
+    head = s[:start].rstrip(" ~\\,")
+    if not unit or not all(c.isalpha() or c in " ." for c in unit) or not unit[0].isalpha():
+        return item
+    if not any(c.isdigit() for c in head) or re.search(r"\d:\d\d", head):  # 4:30 \text{ p.m.} is a time
+        return item
+    return head
+
+
+def answer_items(answer: str) -> list[str]:
+    """The values of an answer: list items split at separators, each without name or unit.
+
+    A number with thousands separators (`10,455`, `11,\\! 111,\\! 100`) is one value.
+    """
+    s = answer.strip()
+    for opener, closer in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$"), ("$", "$")):
+        if len(s) >= 2 * len(opener) and s.startswith(opener) and s.endswith(closer):
+            s = s[len(opener) : -len(closer)].strip()
+            break
+    for space in ("\\quad", "\\qquad"):
+        s = s.replace(space, " ")
+    items: list[str] = []
+    for part in _split(s, commas=False):
+        pieces = [part] if _is_thousands(part) else _split(part, commas=True)
+        items.extend(p.strip() for p in pieces)
+    return [strip_unit(strip_name(item)) for item in items if item] or [s]

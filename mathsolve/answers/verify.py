@@ -1,0 +1,371 @@
+"""Answers: check an answer against the problem itself (substitute it, solve with sympy).
+
+Security: problem and answer are untrusted. Nothing here calls eval, sympify or parse_expr
+on text: a whitelist tokenizer (numbers, single-letter variables, + - * / ^ ( ) = < >,
+\\frac, \\sqrt, \\pi, \\pm) feeds a small recursive-descent parser that builds sympy objects
+itself; anything else makes the check `unchecked`. All sympy work runs in the hard-limited
+worker (mathsolve.answers.limits), so a hostile problem cannot hang the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mathsolve.config import CHECK_TIMEOUT_S
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<cmd>\\[a-zA-Z]+)|(?P<op><=|>=|\*\*|[-+*/^()=<>{}≤≥±·×÷,])"
+    r"|(?P<var>[a-zA-Z])(?![a-zA-Z]))"
+)
+_DROP = ("\\left", "\\right", "\\,", "\\;", "\\!", "\\displaystyle", "\\quad", "\\qquad", "$")
+_REL = {"=": "Eq", "<": "Lt", ">": "Gt", "<=": "Le", ">=": "Ge", "≤": "Le", "≥": "Ge",
+        "\\le": "Le", "\\leq": "Le", "\\ge": "Ge", "\\geq": "Ge", "\\lt": "Lt", "\\gt": "Gt"}
+_MULOPS = {"*", "/", "·", "×", "÷", "\\cdot", "\\times", "\\div"}
+_MAX_EXPONENT = 64
+_MAX_DIGITS = 40
+_MAX_NESTING = 80  # parenthesis / exponent / \frac depth: deep input is a parse error, well
+# within Python's recursion limit (about 7 frames a level)
+_LATEX_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
+_PLAIN_RUN = re.compile(
+    r"(?:\d+(?:\.\d+)?|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|\*\*|<=|>=|[-+*/^()=<>≤≥]|[ \t])+"
+)
+_ARITH_INTENT = re.compile(r"\b(what is|what's|compute|calculate|evaluate|find the value of)\b", re.I)
+_SOLVE_INTENT = re.compile(r"\b(solve|solutions?|roots?|zeros?|find all|for which|satisf)", re.I)
+_TARGET = re.compile(r"\b(?:for|find|of|is|are)\s+\$?([a-zA-Z])\$?\s*(?:[?.,]|$)")
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # "verified" | "refuted" | "unchecked"
+    reason: str
+
+
+class _ParseError(ValueError):
+    pass
+
+
+def _tokens(text: str) -> list[str]:
+    for token in _DROP:
+        text = text.replace(token, " ")
+    out, i = [], 0
+    text = text.strip()
+    while i < len(text):
+        m = _TOKEN.match(text, i)
+        if not m or m.end() == i:
+            raise _ParseError(f"unexpected {text[i:i + 10]!r}")
+        out.append(m.group(m.lastgroup))
+        i = m.end()
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return out
+
+
+class _Parser:
+    """relation := expr (relop expr)* ; expr := term (+|- term)* ; term := unary (op unary)*."""
+
+    def __init__(self, tokens: list[str], pm_sign: int = 1) -> None:
+        import sympy
+
+        self.sp = sympy
+        self.t = tokens
+        self.i = 0
+        self.pm = pm_sign
+        self.depth = 0  # see _MAX_NESTING
+
+    def peek(self) -> str | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self, expected: str | None = None) -> str:
+        tok = self.peek()
+        if tok is None or (expected is not None and tok != expected):
+            raise _ParseError(f"expected {expected or 'more input'}")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        value = self.relation()
+        if self.peek() is not None:
+            raise _ParseError(f"unexpected {self.peek()!r}")
+        return value
+
+    def relation(self):
+        left = self.expr()
+        parts = []
+        while self.peek() in _REL:
+            op = _REL[self.take()]
+            right = self.expr()
+            parts.append(getattr(self.sp, op)(left, right, evaluate=False))
+            left = right
+        if not parts:
+            return left
+        return parts[0] if len(parts) == 1 else self.sp.And(*parts)
+
+    def expr(self):
+        value = self.unary()
+        while self.peek() in ("+", "-", "±", "\\pm"):
+            op = self.take()
+            sign = -1 if op == "-" else (self.pm if op in ("±", "\\pm") else 1)
+            value = value + sign * self.term()
+        return value
+
+    def unary(self):
+        if self.peek() in ("-", "+", "±", "\\pm"):
+            op = self.take()
+            sign = -1 if op == "-" else (self.pm if op in ("±", "\\pm") else 1)
+            return sign * self.term()
+        return self.term()
+
+    def term(self):
+        value = self.power()
+        while True:
+            tok = self.peek()
+            if tok in _MULOPS:
+                self.take()
+                rhs = self.power()
+                value = value / rhs if tok in ("/", "÷", "\\div") else value * rhs
+            elif tok is not None and (tok in ("(", "{", "\\frac", "\\dfrac", "\\sqrt", "\\pi") or tok.isalpha()):
+                value = value * self.power()
+            else:
+                return value
+
+    def nested(self, parse):  # noqa: ANN001,ANN201 - a bound parse method
+        if self.depth >= _MAX_NESTING:
+            raise _ParseError("nested too deeply")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
+    def power(self):
+        return self.nested(self._power)
+
+    def _power(self):
+        base = self.atom()
+        if self.peek() in ("^", "**"):
+            self.take()
+            exponent = self.unary() if self.peek() in ("-", "+") else self.power()
+            if not (exponent.is_Rational and abs(exponent) <= _MAX_EXPONENT):
+                raise _ParseError("exponent too large or not a number")
+            return self.sp.Pow(base, exponent)
+        return base
+
+    def atom(self):
+        tok = self.take()
+        sp = self.sp
+        if tok[0].isdigit():
+            if len(tok) > _MAX_DIGITS:
+                raise _ParseError("number too long")
+            return sp.Rational(tok)
+        if len(tok) == 1 and tok.isalpha():
+            return sp.Symbol(tok)
+        if tok in ("(", "{"):
+            inner = self.expr()
+            self.take(")" if tok == "(" else "}")
+            return inner
+        if tok in ("\\frac", "\\dfrac", "\\tfrac"):
+            return self.nested(self.atom) / self.nested(self.atom)
+        if tok == "\\sqrt":
+            return sp.sqrt(self.nested(self.atom))
+        if tok == "\\pi":
+            return sp.pi
+        raise _ParseError(f"unsupported {tok!r}")
+
+
+def _parse(text: str, pm_sign: int = 1):
+    return _Parser(_tokens(text), pm_sign).parse()
+
+
+def _split_top(text: str, separators: tuple[str, ...]) -> list[str]:
+    """Split at separators that are outside parentheses and braces."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif depth == 0:
+            for sep in separators:
+                if text.startswith(sep, i):
+                    parts.append(text[start:i])
+                    start = i + len(sep)
+                    i = start - 1
+                    break
+        i += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _math_segments(problem: str) -> list[str]:
+    segments = [next(g for g in m.groups() if g is not None) for m in _LATEX_MATH.finditer(problem)]
+    if segments:
+        return segments
+    return [m.group(0).strip() for m in _PLAIN_RUN.finditer(problem) if m.group(0).strip()]
+
+
+def _relations(problem: str):
+    import sympy
+
+    found = []
+    for segment in _math_segments(problem):
+        if re.search(r"[A-Za-z]\s*\(", segment):  # f(x) = ...: a definition, not an equation
+            continue
+        for piece in _split_top(segment, (",", " and ", "\\text{ and }")):
+            try:
+                rel = _parse(piece)
+            except (_ParseError, TypeError, ValueError, ZeroDivisionError):
+                continue
+            if isinstance(rel, (sympy.Rel, sympy.And)):
+                found.append(rel)
+    return found
+
+
+def _answer_values(answer: str, symbols: list) -> list[dict] | None:
+    """Solutions the answer claims, as dicts {symbol: value}; None when unreadable."""
+    import sympy
+
+    text = answer.strip().strip("$")
+    for wrapper in ("\\boxed{", "\\text{"):
+        if text.startswith(wrapper) and text.endswith("}"):
+            text = text[len(wrapper):-1]
+    pieces = _split_top(text, (",", ";", " or ", " and ", "\\text{ or }", "\\text{ and }", "\\quad"))
+    names = {s.name: s for s in symbols}
+    solutions: list[dict] = []
+    assigned: dict = {}
+    for piece in pieces:
+        variants = [1, -1] if ("\\pm" in piece or "±" in piece) else [1]
+        for sign in variants:
+            value = _parse(piece, sign)
+            if isinstance(value, sympy.Eq) and isinstance(value.lhs, sympy.Symbol):
+                if value.lhs.name not in names or value.rhs.free_symbols:
+                    return None
+                sym = names[value.lhs.name]
+                if len(symbols) == 1:
+                    solutions.append({sym: value.rhs})
+                else:
+                    if sym in assigned:
+                        solutions.append(assigned)
+                        assigned = {}
+                    assigned[sym] = value.rhs
+            elif isinstance(value, sympy.Expr) and not value.free_symbols and len(symbols) == 1:
+                solutions.append({symbols[0]: value})
+            elif isinstance(value, sympy.Tuple) and len(value) == len(symbols):
+                solutions.append(dict(zip(symbols, value)))
+            else:
+                return None
+    if assigned:
+        solutions.append(assigned)
+    if len(symbols) > 1 and not solutions and len(pieces) == 1 and pieces[0].startswith("("):
+        return None
+    return solutions
+
+
+def _answer_tuples(answer: str, symbols: list) -> list[dict] | None:
+    """`(2, 1)` or `(2, 1), (0, 3)` for a system in alphabetical variable order."""
+    groups = re.findall(r"\(([^()]*)\)", answer)
+    if not groups:
+        return None
+    out = []
+    for group in groups:
+        values = [_parse(v) for v in _split_top(group, (",",))]
+        if len(values) != len(symbols) or any(v.free_symbols for v in values):
+            return None
+        out.append(dict(zip(symbols, values)))
+    return out
+
+
+def _same(x, y) -> bool:
+    import sympy
+
+    return sympy.simplify(x - y) == 0
+
+
+def _describe(solution: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in sorted(solution.items(), key=lambda kv: kv[0].name))
+
+
+def _check_equations(problem: str, answer: str, rels: list) -> tuple[str, str]:
+    import sympy
+
+    if any(not isinstance(r, sympy.Eq) for r in rels):
+        return "unchecked", "inequalities are not checked yet"
+    symbols = sorted(set().union(*(r.free_symbols for r in rels)), key=lambda s: s.name)
+    if not symbols or len(symbols) > len(rels):
+        return "unchecked", "the equations do not fix every variable"
+    system = ", ".join(str(r.lhs) + " = " + str(r.rhs) for r in rels)
+    try:
+        claimed = _answer_tuples(answer, symbols) if len(symbols) > 1 and "(" in answer else None
+        if claimed is None:
+            claimed = _answer_values(answer, symbols)
+    except (_ParseError, TypeError, ValueError, ZeroDivisionError) as exc:
+        return "unchecked", f"the answer is not in a form that can be checked ({exc})"
+    if not claimed or any(set(c) != set(symbols) for c in claimed):
+        return "unchecked", "the answer does not give a value for every variable"
+    for sol in claimed:
+        for rel in rels:
+            if not _same(rel.lhs.subs(sol), rel.rhs.subs(sol)):
+                return "refuted", f"{_describe(sol)} does not satisfy {rel.lhs} = {rel.rhs}"
+    solved = sympy.solve([r.lhs - r.rhs for r in rels], symbols, dict=True)
+    if not solved:
+        return "unchecked", "sympy found no closed-form solutions"
+    real = [s for s in solved if all(v.is_real for v in s.values())]
+    expected = real or solved
+    missing = [s for s in expected if not any(all(_same(s[k], c[k]) for k in symbols) for c in claimed)]
+    if missing:
+        return "refuted", "misses " + "; ".join(_describe(s) for s in missing)
+    return "verified", f"the answer is the complete solution set of {system}"
+
+
+def _check_arithmetic(segment_value, answer: str) -> tuple[str, str]:
+    claimed = _parse(answer.strip().strip("$").replace(",", ""))
+    if getattr(claimed, "free_symbols", True):
+        return "unchecked", "the answer is not a number"
+    if _same(segment_value, claimed):
+        return "verified", f"evaluates exactly to {segment_value}"
+    return "refuted", f"the expression evaluates to {segment_value}, not {claimed}"
+
+
+def check_in_worker(problem: str, answer: str) -> tuple[str, str]:
+    """Runs in the worker: find equations or an arithmetic expression and check the answer."""
+    import sympy
+
+    rels = _relations(problem)
+    if rels:
+        only_math = not re.sub(r"\$[^$]*\$|[\d\s=+\-*/^().,<>a-zA-Z]{0,1}", "", problem).strip()
+        if _SOLVE_INTENT.search(problem) or only_math or _TARGET.search(problem):
+            return _check_equations(problem, answer, rels)
+        return "unchecked", "the problem has equations but does not ask to solve them"
+    if _ARITH_INTENT.search(problem):
+        for segment in sorted(_math_segments(problem), key=len, reverse=True):
+            try:
+                value = _parse(segment)
+            except (_ParseError, TypeError, ValueError, ZeroDivisionError):
+                continue
+            has_operator = re.search(r"\d\s*(?:[-+*/^×÷·]|\\cdot|\\times|\\div)|\\frac|\\sqrt", segment)
+            if isinstance(value, sympy.Expr) and not value.free_symbols and has_operator:
+                # "3+4 = 7": the value the answer ends with is the claim.
+                claimed = _split_top(answer, ("=",))[-1] if "=" in answer else answer
+                try:
+                    return _check_arithmetic(value, claimed)
+                except (_ParseError, TypeError, ValueError, ZeroDivisionError):
+                    return "unchecked", "the answer is not a plain number"
+    return "unchecked", "no equation or arithmetic expression found in the problem"
+
+
+def check(problem: str, answer: str, *, timeout: float = CHECK_TIMEOUT_S) -> Check:
+    """Is `answer` the complete solution of `problem`? Never `verified` without a real check."""
+    from mathsolve.answers.limits import HardTimeout, WorkerError, call_limited
+
+    if not answer or not answer.strip():
+        return Check("unchecked", "no answer")
+    if len(problem) > 20000 or len(answer) > 2000:
+        return Check("unchecked", "too long to check")
+    try:
+        status, reason = call_limited(check_in_worker, problem, answer, timeout=timeout)
+    except HardTimeout:
+        return Check("unchecked", f"sympy did not finish within {timeout:g} s")
+    except WorkerError as exc:
+        return Check("unchecked", f"sympy failed: {exc}")
+    return Check(status, reason)

@@ -1,0 +1,57 @@
+"""Answers: the majority answer over K samples, answers grouped by equivalence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mathsolve.answers.equivalence import equivalent, normalise
+from mathsolve.config import CHECK_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class VoteGroup:
+    answer: str  # the answer as the group's first sample wrote it
+    count: int
+    samples: tuple[int, ...]  # sample indices, ascending
+
+
+@dataclass(frozen=True)
+class Vote:
+    answer: str | None  # None when no sample has an answer
+    count: int
+    total: int
+    groups: tuple[VoteGroup, ...]  # largest first; ties in the order of the rule below
+
+
+def vote(answers: list[str | None], *, timeout: float = CHECK_TIMEOUT_S) -> Vote:
+    """Majority answer over samples, clustering answers by equivalence.
+
+    Tie rule: among groups with the same count, the one whose first sample has the lowest
+    index wins (with samples indexed in the order they finished, that is the earliest
+    finished). Samples without an answer are counted in `total` but never form a group, so
+    None never wins. Equivalence that cannot be decided in time counts as different.
+    """
+    members: list[list[int]] = []
+    keys: dict[str, int] = {}
+    for index, answer in enumerate(answers):
+        if answer is None or not answer.strip():
+            continue
+        key = normalise(answer) if len(answer) < 2000 else answer
+        slot = keys.get(key)
+        if slot is None:
+            for g, group in enumerate(members):
+                if equivalent(answers[group[0]], answer, timeout=timeout):
+                    slot = g
+                    break
+        if slot is None:
+            members.append([])
+            slot = len(members) - 1
+        keys.setdefault(key, slot)
+        members[slot].append(index)
+    groups = sorted(
+        (VoteGroup(answers[m[0]], len(m), tuple(m)) for m in members),
+        key=lambda g: (-g.count, g.samples[0]),
+    )
+    if not groups:
+        return Vote(None, 0, len(answers), ())
+    return Vote(groups[0].answer, groups[0].count, len(answers), tuple(groups))

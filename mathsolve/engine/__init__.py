@@ -1,0 +1,1 @@
+"""Engine: decode samples on llama.cpp (local) or an OpenAI-compatible server."""

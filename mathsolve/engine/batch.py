@@ -1,0 +1,162 @@
+"""Engine: continuous batching, the samples of one or many prompts in one llama.cpp batch.
+
+A slot is a llama.cpp sequence with a KV stream of its own (the cache is not unified, so a
+sample's attention never reads the others' cells). Each sample of a job takes a free slot:
+
+* the slot gets the prompt's KV minus its last token: from a free slot that already holds it
+  (prefix reuse: a finished sample leaves its prompt behind), by copying a live sibling's
+  stream, or by a prefill of whatever the slot does not hold yet;
+* the prompt's last token is the sample's first row in the next decode step, so every sample
+  draws its first token from its own row, exactly as it draws all the others;
+* a finished sample gives its slot back at once, trimmed to the prompt, and the next waiting
+  sample (of this job, then of the next job) takes it in the same step.
+
+Scheduling depends only on token counts, never on time, so a run repeats exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, SampleState, unstarted
+
+
+class Slots(Protocol):
+    """What the scheduler asks of the engine (engine.Engine implements it)."""
+
+    def best_slot(self, free: list[int], prefix: list[int]) -> int: ...
+
+    def prepare_slot(self, slot: int, prompt: list[int], sibling: SampleState | None) -> float: ...
+
+    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState: ...
+
+    def decode_rows(self, rows: list[SampleState]) -> None: ...
+
+    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]: ...
+
+    def release(self, seq: SampleState) -> None: ...
+
+
+OnDone = Callable[[Job], None]
+
+
+class Scheduler:
+    """Runs jobs on `slots` sequences of an engine's context; `on_done(job)` as each ends."""
+
+    def __init__(self, engine: Slots, slots: int, path: str, on_done: OnDone | None) -> None:
+        self.engine = engine
+        self.path = path
+        self.on_done = on_done
+        self.free = list(range(slots))
+        self.live: list[SampleState] = []
+        self.queue: list[Job] = []
+        self.current: Job | None = None
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self, jobs: list[Job]) -> None:
+        self.queue = list(reversed(jobs))
+        try:
+            while True:
+                self._admit()
+                if not self.live:
+                    return
+                self._step()
+        except KeyboardInterrupt:
+            raise GenerationInterrupted(self._abandon()) from None
+        finally:
+            for seq in self.live:
+                self.engine.release(seq)
+            self.live = []
+
+    def _step(self) -> None:
+        self.engine.decode_rows(self.live)
+        tokens = self.engine.sample_rows(self.live, self.path)
+        ended = []
+        for seq, token in zip(self.live, tokens):
+            seq.accept(token)
+            if seq.finish is not None:
+                ended.append(seq)
+        if ended:
+            self._retire(ended)
+
+    # ---- admission ---------------------------------------------------------------------------
+
+    def _next_job(self) -> Job | None:
+        job = self.current
+        if job is not None and not job.cancelled and job.started < len(job.samplings):
+            return job
+        while self.queue:
+            job = self.queue.pop()
+            if job.samplings:
+                self.current = job
+                return job
+        return None
+
+    def _admit(self) -> None:
+        while self.free:
+            job = self._next_job()
+            if job is None:
+                return
+            index = job.started
+            if index == 0:
+                job.start = time.perf_counter()
+            job.started += 1
+            sibling = next((s for s in self.live if s.job is job), None)
+            slot = self.engine.best_slot(self.free, job.tokens[:-1])
+            self.free.remove(slot)
+            job.prompt_seconds += self.engine.prepare_slot(slot, job.tokens, sibling)
+            seq = self.engine.new_sample(job, index, slot, self.path)
+            seq.prompt_seconds = job.prompt_seconds
+            self.live.append(seq)
+
+    # ---- finishing ---------------------------------------------------------------------------
+
+    def _retire(self, ended: list[SampleState]) -> None:
+        jobs: list[Job] = []
+        for seq in ended:
+            job = seq.job
+            job.done[seq.sample] = seq.completion()
+            self.engine.release(seq)
+            self.live.remove(seq)
+            self.free.append(seq.seq_id)
+            if job not in jobs:
+                jobs.append(job)
+        self.free.sort()
+        for job in jobs:
+            if not job.finished and job.stop_when is not None and not job.cancelled:
+                finished = [job.done[i] for i in sorted(job.done)]
+                if job.stop_when(finished):
+                    self._cancel(job)
+            if job.finished and self.on_done is not None:
+                self.on_done(job)
+
+    def _cancel(self, job: Job) -> None:
+        """The vote is decided: end the job's running samples and skip the unstarted ones."""
+        job.cancelled = True
+        for seq in [s for s in self.live if s.job is job]:
+            seq.end("cancelled")
+            job.done[seq.sample] = seq.completion()
+            self.engine.release(seq)
+            self.live.remove(seq)
+            self.free.append(seq.seq_id)
+        self.free.sort()
+        n_prompt = len(job.tokens)
+        for i in range(job.started, len(job.samplings)):
+            job.done[i] = unstarted(i, job.samplings[i], n_prompt, "cancelled")
+        job.started = len(job.samplings)
+
+    def _abandon(self) -> list[Completion]:
+        """Ctrl-C: the first unfinished job's samples, unfinished ones marked interrupted."""
+        job = next((s.job for s in self.live), None) or self.current
+        if job is None:
+            return []
+        out = dict(job.done)
+        for seq in self.live:
+            if seq.job is job:
+                out[seq.sample] = seq.completion(interrupted=True)
+        for i, s in enumerate(job.samplings):
+            out.setdefault(i, unstarted(i, s, len(job.tokens)))
+        return [out[i] for i in range(len(job.samplings))]

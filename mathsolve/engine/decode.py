@@ -1,0 +1,245 @@
+"""Engine: the per-sample side of decoding (events, completions, jobs, sampler chains).
+
+Ctrl-C inside llama_decode is handled here too. batch.py schedules the samples and llama.py
+drives llama.cpp; the state of each sample and each prompt lives here, as plain data."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mathsolve.config import SamplingConfig
+from mathsolve.engine.stream import ThinkSplitter, Utf8Stream
+
+OnEvent = Callable[["TextEvent"], None]
+StopWhen = Callable[[list["Completion"]], bool]
+
+
+@dataclass(frozen=True)
+class TextEvent:
+    """A piece of generated text; kind is "reasoning", "answer" or "tag"."""
+
+    sample: int
+    text: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
+
+    sample: int
+    seed: int
+    text: str
+    finish_reason: str  # "stop" | "length" | "interrupted" | "cancelled" (vote decided)
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    prompt_seconds: float
+    tokens: tuple[int, ...] = ()  # the token ids drawn (local engine), stop token included
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during generation; carries every sample, unfinished ones marked "interrupted"."""
+
+    def __init__(self, completions: list[Completion]) -> None:
+        super().__init__("generation interrupted")
+        self.completions = completions
+
+
+class InterruptibleDecode:
+    """Ctrl-C inside a long llama_decode (a prompt chunk can take seconds on a CPU).
+
+    Python runs signal handlers only between bytecodes of the main thread, which is inside
+    llama_decode. ggml calls the abort callback from that same thread between graph nodes;
+    running the callback's bytecode lets our SIGINT handler set the flag, and the callback
+    returning True makes llama_decode return 2. Only for prefill: per-node Python calls would
+    cost a little on every decode step, which is short anyway. Main thread only.
+    With ctx None it only defers Ctrl-C: while llama.cpp calls our (Python) log callback, the
+    default handler's KeyboardInterrupt would be swallowed inside the ctypes callback."""
+
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+        self._hit = False
+        self._old = None
+        self._callback = None
+
+    def __enter__(self) -> InterruptibleDecode:
+        import signal
+        import threading
+
+        import llama_cpp
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # nohup: Ctrl-C stays ignored
+            return self
+        self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        self._hit = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        import llama_cpp
+
+        if self._callback is None:
+            return
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
+        signal.signal(signal.SIGINT, self._old)
+        self._callback = None
+        if self._hit and exc[0] is None:
+            raise KeyboardInterrupt
+
+
+class Vocabulary(Protocol):
+    """What a sample needs from the model to turn tokens into text."""
+
+    def is_stop(self, token: int) -> bool: ...
+
+    def token_bytes(self, token: int) -> bytes: ...
+
+
+@dataclass(eq=False)
+class Job:
+    """One prompt and its K samplings, as batch.Scheduler runs them; `tag` is the caller's."""
+
+    tokens: list[int]
+    samplings: list[SamplingConfig]
+    in_think: bool = False
+    on_event: OnEvent | None = None
+    stop_when: StopWhen | None = None
+    tag: object = None
+    done: dict[int, Completion] = field(default_factory=dict)
+    started: int = 0
+    prompt_seconds: float = 0.0
+    cancelled: bool = False
+    start: float = 0.0  # when its first sample was admitted; samples' seconds count from here
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == len(self.samplings)
+
+    def completions(self) -> list[Completion]:
+        return [self.done[i] for i in range(len(self.samplings))]
+
+
+class SampleState:
+    """One sample being decoded: its slot, position, text and finish state.
+
+    `chain` is llama.cpp's sampler chain for the "chain" and "graph" sampling paths (None on
+    the vectorised path, which samples every row at once from `seed` and `steps`).
+    """
+
+    def __init__(self, vocab: Vocabulary, job: Job, sample: int, seq_id: int, max_tokens: int,
+                 chain: object = None) -> None:
+        self.vocab = vocab
+        self.job = job
+        self.sample = sample
+        self.seq_id = seq_id
+        self.sampling = job.samplings[sample]
+        self.n_prompt = len(job.tokens)
+        self.pos = self.n_prompt - 1  # the last prompt token is decoded in the first step
+        self.next_input = job.tokens[-1]
+        self.max_tokens = max(0, max_tokens)
+        self.on_event = job.on_event
+        self.chain = chain
+        self.utf8 = Utf8Stream()
+        self.splitter = ThinkSplitter(in_think=job.in_think)
+        self.parts: list[str] = []  # text so far, when events stream it
+        self.raw: list[bytes] | None = [] if self.on_event is None else None  # else bytes
+        self.ids: list[int] = []
+        self.n_generated = 0
+        self.finish: str | None = None
+        self.start = job.start or time.perf_counter()
+        self.seconds = 0.0
+        self.prompt_seconds = 0.0
+
+    @property
+    def steps(self) -> int:
+        """Tokens drawn so far (the counter of the vectorised sampler's random stream)."""
+        return self.n_generated
+
+    def accept(self, token: int) -> None:
+        """Record a sampled token; decide whether this sequence is finished."""
+        self.ids.append(token)
+        if self.vocab.is_stop(token):
+            self.end("stop")
+            return
+        self.next_input = token
+        self.pos += 1
+        self.n_generated += 1
+        if self.raw is not None:  # nobody watches: decode once, at the end (same text)
+            self.raw.append(self.vocab.token_bytes(token))
+        else:
+            self._text(self.utf8.feed(self.vocab.token_bytes(token)))
+        if self.n_generated >= self.max_tokens:
+            self.end("length")
+
+    def end(self, reason: str) -> None:
+        if self.raw is None:
+            self._text(self.utf8.flush())
+            self._emit(self.splitter.flush())
+        self.finish = reason
+        self.seconds = time.perf_counter() - self.start
+
+    def _text(self, text: str) -> None:
+        if text:
+            self.parts.append(text)
+            self._emit(self.splitter.feed(text))
+
+    def _emit(self, pieces: list[tuple[str, str]]) -> None:
+        if self.on_event is not None:
+            for kind, text in pieces:
+                self.on_event(TextEvent(self.sample, text, kind))
+
+    def text(self) -> str:
+        if self.raw is not None:
+            utf8 = Utf8Stream()
+            return utf8.feed(b"".join(self.raw)) + utf8.flush()
+        return "".join(self.parts)
+
+    def completion(self, *, interrupted: bool = False) -> Completion:
+        if self.finish is None:
+            if self.raw is None:
+                self.parts.append(self.utf8.flush())
+            self.seconds = time.perf_counter() - self.start
+        reason = self.finish or ("interrupted" if interrupted else "length")
+        return Completion(self.sample, self.sampling.seed, self.text(), reason,
+                          self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds,
+                          tuple(self.ids))
+
+
+def sampler_chain(s: SamplingConfig):
+    """top_k -> top_p -> min_p -> temperature -> dist(seed), llama.cpp's usual order;
+    temperature 0 is greedy (argmax, seed unused)."""
+    import llama_cpp
+
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = functools.partial(llama_cpp.llama_sampler_chain_add, chain)
+    if s.temperature <= 0:
+        add(llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if s.top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(s.top_k))
+    if s.top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
+    if s.min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(s.temperature))
+    add(llama_cpp.llama_sampler_init_dist(s.seed & 0xFFFFFFFF))
+    return chain
+
+
+def unstarted(sample: int, s: SamplingConfig, n_prompt: int,
+               reason: str = "interrupted") -> Completion:
+    return Completion(sample, s.seed, "", reason, n_prompt, 0, 0.0, 0.0)

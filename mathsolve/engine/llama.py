@@ -1,0 +1,355 @@
+"""Engine: llama.cpp loads a GGUF, then decodes many samples of one or many prompts as a batch.
+
+Built on llama-cpp-python's low-level API because the high-level `Llama` decodes a single
+sequence. batch.Scheduler decides which sample runs on which sequence (slot) and when; this
+module does what touches llama.cpp, in named steps:
+
+* `prepare_slot`: give a slot the prompt's KV minus its last token (kept from an earlier
+  sample, copied from a running sibling, or prefilled in chunks that Ctrl-C can stop);
+* `decode_rows`: one token of every running sample in one `llama_decode`;
+* `sample_rows`: a token per row, on one of three paths (see `choose_path`): "graph"
+  (llama.cpp samples inside its compute graph, so only token ids leave the GPU), "vector"
+  (sampling.BatchSampler: every row at once with numpy, on all cores) or "chain" (llama.cpp's
+  sampler chain per sample on the CPU);
+* `release`: a finished sample's slot is trimmed back to its prompt and is free again.
+
+The KV cache is not unified: each slot has a stream of its own, so attention per sample does
+not grow with the number of samples.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mathsolve.config import SAMPLERS, STOP_TOKENS, EngineConfig, SamplingConfig
+from mathsolve.engine import sizing
+from mathsolve.engine.batch import OnDone, Scheduler
+from mathsolve.engine.decode import (
+    Completion,
+    GenerationInterrupted,
+    InterruptibleDecode,
+    Job,
+    OnEvent,
+    StopWhen,
+    TextEvent,
+    unstarted,
+)
+from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging, check_gguf_file
+from mathsolve.engine.sizing import physical_cores
+from mathsolve.engine.slots import PROMPT_CHUNK, BatchSlots
+from mathsolve.engine.stream import think_open_at_end
+from mathsolve.errors import EngineError, InputError, ModelError
+
+__all__ = ["Completion", "Engine", "GenerationInterrupted", "Job", "TextEvent", "check_gguf_file",
+           "physical_cores"]
+
+
+Warn = Callable[[str], None]
+
+
+class Engine(BatchSlots):
+    """A loaded model plus one llama.cpp context, recreated only when it must grow."""
+
+    def __init__(self, cfg: EngineConfig, model, *, load_seconds: float, gpu_offload: bool,
+                 warn: Warn | None) -> None:
+        import llama_cpp
+
+        if cfg.sampler not in SAMPLERS:
+            raise EngineError(f"unknown sampler {cfg.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        self._cfg = cfg
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._load_seconds = load_seconds
+        self._gpu_offload = gpu_offload
+        self._warn = warn or (lambda message: None)
+        self._threads = cfg.n_threads or physical_cores()
+        self._ctx = None
+        self._ctx_seqs = 0
+        self._ctx_cells = 0
+        self._ctx_graph = False
+        self._batch = None
+        self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
+        self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
+        self._last_prefill = 0
+        self._last_path = ""
+        self._refused_noted = False
+        self._vector = None
+        self._logits: tuple | None = None  # (address, numpy view) of llama.cpp's logits buffer
+        self._pieces: dict[int, bytes] = {}
+        self._stops: dict[int, bool] = {}
+        self._stop_ids = self._find_stop_ids()
+
+    # ---- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, cfg: EngineConfig, *, warn: Warn | None = None) -> Engine:
+        """Load with every layer on the GPU when the build can; fall back to CPU with a warning."""
+        import os
+
+        os.environ.setdefault(*OPENMP_SPIN)  # before llama.cpp (and OpenMP) loads
+        import llama_cpp
+
+        path = Path(cfg.model_path)
+        check_gguf_file(path)
+        if cfg.n_ctx < 16:
+            raise EngineError(f"context of {cfg.n_ctx} tokens is too small; use --ctx 512 or more")
+        llama_cpp.llama_backend_init()
+        _set_logging(cfg.verbose)
+        start = time.perf_counter()
+        want_gpu = bool(cfg.gpu) and bool(llama_cpp.llama_supports_gpu_offload())
+        model = _load_model(path, gpu=want_gpu)
+        if model is None and want_gpu:
+            if warn:
+                warn(f"loading {path.name} on the GPU failed (out of memory?); running on the CPU")
+            want_gpu = False
+            model = _load_model(path, gpu=False)
+        if model is None:
+            raise ModelError(
+                f"llama.cpp could not load {path} (truncated or corrupt GGUF?); "
+                "re-run `mathsolve pull` or pass another file (--verbose shows llama.cpp's log)"
+            )
+        return cls(cfg, model, load_seconds=time.perf_counter() - start, gpu_offload=want_gpu,
+                   warn=warn)
+
+    def close(self) -> None:
+        import llama_cpp
+
+        self._free_context()
+        if self._vector is not None:
+            self._vector.close()
+            self._vector = None
+        if self._model is not None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- properties ----------------------------------------------------------------------
+
+    @property
+    def chat_template(self) -> str:
+        import llama_cpp
+
+        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        if not raw:
+            raise ModelError(
+                f"{self.model_path} has no tokenizer.chat_template; re-convert it with `mathsolve pull`"
+            )
+        return raw.decode("utf-8", errors="replace")
+
+    @property
+    def load_seconds(self) -> float:
+        return self._load_seconds
+
+    @property
+    def n_ctx(self) -> int:
+        return self._cfg.n_ctx
+
+    @property
+    def model_path(self) -> str:
+        return str(self._cfg.model_path)
+
+    @property
+    def gpu_offload(self) -> bool:
+        return self._gpu_offload
+
+    @property
+    def n_threads(self) -> int:
+        return self._threads
+
+    @property
+    def last_prefill_tokens(self) -> int:
+        """Prompt tokens the last run evaluated by prefill (the rest came from prefix reuse)."""
+        return self._last_prefill
+
+    @property
+    def last_sampler_path(self) -> str:
+        """The sampling path of the last run: "graph", "vector" or "chain"."""
+        return self._last_path
+
+    def kv_sequence_lengths(self) -> list[int]:
+        """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return []
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        return [llama_cpp.llama_memory_seq_pos_max(mem, s) + 1 for s in range(self._ctx_seqs)]
+
+    def forget_prefixes(self) -> None:
+        """Drop every slot's kept prompt, so the next prompt is evaluated whole (benchmarks)."""
+        import llama_cpp
+
+        if self._ctx is not None:
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+        self._slot_tokens = [[] for _ in self._slot_tokens]
+
+    def logits_of(self, tokens: list[int]):  # noqa: ANN201 - a numpy array
+        """The logits after each of `tokens` (len x vocab), from a context of their own: what
+        the model says at each step, to check what the samplers drew (tests, diagnostics)."""
+        import llama_cpp
+        import numpy as np
+
+        n = len(tokens)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = sizing.round_up(n + 1, sizing.KV_PAD)
+        params.n_batch = params.n_ubatch = max(PROMPT_CHUNK, n)
+        params.n_seq_max = 1
+        params.n_threads = params.n_threads_batch = self._threads
+        ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if ctx is None:
+            raise EngineError(f"llama.cpp could not allocate a context of {n} tokens")
+        batch = llama_cpp.llama_batch_init(n, 0, 1)
+        try:
+            for i, tok in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, i, 1
+                batch.seq_id[i][0], batch.logits[i] = 0, 1
+            batch.n_tokens = n
+            if llama_cpp.llama_decode(ctx, batch) != 0:
+                raise EngineError("llama_decode failed while computing logits")
+            return np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx),
+                                         shape=(n, self._n_vocab)).copy()
+        finally:
+            llama_cpp.llama_batch_free(batch)
+            llama_cpp.llama_free(ctx)
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def render(self, problem: str, think: bool = True) -> str:
+        from mathsolve.solving.prompt import render_prompt
+
+        return render_prompt(self.chat_template, problem, think=think)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text`: no BOS added, special tokens such as <|im_start|> parsed."""
+        import llama_cpp
+
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        while True:
+            buf = (llama_cpp.llama_token * size)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, size, False, True)
+            if n >= 0:
+                return list(buf[:n])
+            size = -n
+
+    def token_bytes(self, token: int) -> bytes:
+        """The raw bytes of one token (special tokens rendered), possibly half a character."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            import llama_cpp
+
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
+            piece = self._pieces[token] = buf.raw[:n]
+        return piece
+
+    def is_stop(self, token: int) -> bool:
+        stop = self._stops.get(token)
+        if stop is None:
+            import llama_cpp
+
+            stop = token in self._stop_ids or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            self._stops[token] = stop
+        return stop
+
+    def _find_stop_ids(self) -> frozenset[int]:
+        ids = set()
+        for text in STOP_TOKENS:
+            toks = self.tokenize(text)
+            if len(toks) == 1:
+                ids.add(toks[0])
+        return frozenset(ids)
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """The prompt's tokens, or an InputError when it is empty or does not fit the context."""
+        tokens = self.tokenize(prompt)
+        if not tokens:
+            raise InputError("the prompt is empty; give a problem to solve")
+        if len(tokens) >= self._cfg.n_ctx:
+            raise InputError(
+                f"the prompt is {len(tokens)} tokens but the context holds {self._cfg.n_ctx}; "
+                "shorten the problem or raise --ctx"
+            )
+        return tokens
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def generate(self, prompt: str, sampling: SamplingConfig, *,
+                 on_event: OnEvent | None = None) -> Completion:
+        return self.generate_many(prompt, [sampling], on_event=on_event)[0]
+
+    def generate_many(self, prompt: str, samplings: list[SamplingConfig], *,
+                      on_event: OnEvent | None = None,
+                      stop_when: StopWhen | None = None) -> list[Completion]:
+        """K samples of one prompt, decoded together; sample i follows samplings[i].
+
+        `stop_when(finished)` is asked each time samples finish; when it says True the
+        samples still running end with finish_reason "cancelled" (early stop of a vote).
+        """
+        if not samplings:
+            raise EngineError("no samples requested; use --samples 1 or more")
+        job = Job(self.prompt_tokens(prompt), list(samplings), think_open_at_end(prompt),
+                  on_event, stop_when)
+        self.run([job])
+        return job.completions()
+
+    def run(self, jobs: list[Job], on_done: OnDone | None = None, *,
+            parallel: int | None = None) -> None:
+        """Decode every job's samples, several jobs in flight when the slots allow; on_done(job)
+        is called as each job finishes (in the order they finish)."""
+        jobs = [j for j in jobs if j.samplings]
+        if not jobs:
+            return
+        for job in jobs:
+            for s in job.samplings:
+                if s.max_tokens < 1:
+                    raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
+        need = min(self._cfg.n_ctx,
+                   max(len(j.tokens) + max(s.max_tokens for s in j.samplings) for j in jobs))
+        widest = max(len(j.samplings) for j in jobs)
+        wanted = parallel or self._cfg.parallel
+        if not wanted:  # one job: its K samples; several: as many samples as make sense
+            total = sum(len(j.samplings) for j in jobs)
+            wanted = widest if len(jobs) == 1 else max(widest, min(total, self._sequence_cap()))
+        path = self.choose_path([s for j in jobs for s in j.samplings])
+        slots = self._fit(min(wanted, sizing.MAX_SEQUENCES), need, widest)
+        self._last_prefill = 0
+        self._last_path = path
+        try:
+            with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
+                slots = self._ensure_context(slots, need, graph=path == "graph")
+        except KeyboardInterrupt:
+            first = jobs[0]
+            raise GenerationInterrupted([unstarted(i, s, len(first.tokens))
+                                         for i, s in enumerate(first.samplings)]) from None
+        Scheduler(self, slots, path, on_done).run(jobs)
+
+    def _sequence_cap(self) -> int:
+        return sizing.MAX_SEQUENCES if self._gpu_offload else sizing.CPU_SEQUENCES
+
+    def choose_path(self, samplings: list[SamplingConfig]) -> str:
+        """The sampling path for these samplings (see sampling.choose_path)."""
+        import llama_cpp
+
+        from mathsolve.engine.sampling import choose_path
+
+        return choose_path(self._cfg.sampler, gpu=self._gpu_offload, samplings=samplings,
+                           graph_available=hasattr(llama_cpp, "llama_set_sampler"))

@@ -1,0 +1,58 @@
+"""Engine: a ModelSpec -> a loaded engine (a cached or given GGUF on llama.cpp, or a server).
+
+Used by the Python API (`Solver`) and so by the CLI: one way to go from `--model`/`--server`
+to something that generates, and one description of it (`model` in every JSON result).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from mathsolve.config import EngineConfig, ModelSpec, SamplingConfig
+from mathsolve.engine.protocol import EngineProtocol
+
+Note = Callable[[str], None]
+Stages = Callable[[str, int, int], None]
+
+
+def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
+                pull: bool = False, probe: SamplingConfig | None = None,
+                stages: Stages | None = None) -> tuple[EngineProtocol[Any], dict[str, Any]]:
+    """The engine for `spec` and its record: a server when `spec.server`, else the GGUF that
+    `spec.model` names, loaded with `engine`'s settings (its model_path is filled here).
+
+    A Hub model that is not cached raises models.ModelNotCached (with the pull command), or
+    is pulled first when `pull` (never offline). `probe` (the run's sampling) makes a verbose
+    engine say which sampling path it takes; `stages` shows a pull's conversion phases.
+    """
+    if spec.server:
+        from mathsolve.engine.server import ServerEngine
+
+        server = ServerEngine.connect(spec.server, api_key=spec.api_key,
+                                      concurrency=spec.concurrency, warn=note, model=spec.model)
+        return server, {"path": None, "source": server.url, "name": server.model_name}
+
+    from mathsolve.engine.llama import Engine
+    from mathsolve.models import cache as models
+    from mathsolve.models.hub import offline_from_env
+    from mathsolve.models.pull import pull as pull_model
+
+    offline = spec.offline or offline_from_env()
+    try:
+        resolved = models.resolve(spec.model, spec.quant)
+    except models.ModelNotCached as missing:
+        if offline or not pull:
+            raise
+        note(f"{missing}; pulling it now")
+        resolved = pull_model(missing.repo, spec.quant, offline=offline, progress=note,
+                                  stages=stages)
+    local = Engine.load(dataclasses.replace(engine, model_path=str(resolved.path)), warn=note)
+    if engine.verbose and probe is not None:
+        from mathsolve.engine.sampling import describe_path
+
+        note(f"engine: {'GPU' if local.gpu_offload else 'CPU'}, {local.n_threads} threads; "
+             f"sampling: {describe_path(local.choose_path([probe]))}")
+    quant = None if resolved.source == "file" else resolved.quant  # --quant does not apply to a path
+    return local, {"path": str(resolved.path), "source": resolved.source, "quant": quant}

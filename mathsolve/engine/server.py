@@ -1,0 +1,428 @@
+"""Engine: an OpenAI-compatible server (vLLM, llama.cpp's server, llama-cpp-python's).
+
+Satisfies engines.EngineProtocol as `engine.Engine` does (render, generate, generate_many,
+close, load_seconds), so solve, voting and eval do not know which one they drive. The server applies the model's
+chat template to the training-format messages; we stream `/v1/chat/completions` (SSE).
+
+Standard library only (http.client): no new runtime dependency. Responses are untrusted:
+lines and whole completions have size limits, JSON is only ever parsed, never evaluated.
+
+A request that fails (connection error, 408/429/5xx, a stream cut short) is retried from
+scratch with capped exponential backoff and jitter, honouring Retry-After. Text of a failed
+attempt was already shown live; the retry streams the sample again after a one-line note
+(duplicated live text, never in the result: only the last attempt's text is recorded).
+The API key travels only in the Authorization header: no message, repr or result holds it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import queue
+import random
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mathsolve import __version__
+from mathsolve.config import SYSTEM_PROMPT, SamplingConfig
+from mathsolve.engine.decode import Completion, GenerationInterrupted, TextEvent
+from mathsolve.engine.sse import (
+    MAX_COMPLETION_BYTES,
+    MAX_ERROR_BYTES,
+    MAX_LINE_BYTES,
+    Accumulator,
+    Call,
+    Cancelled,
+    Rejected,
+    Retryable,
+    error_message,
+    join_threads,
+    parse_json,
+    read_limited,
+    read_sse,
+    retry_after,
+)
+from mathsolve.errors import EngineError, InputError, UsageError
+
+OPTIONAL_FIELDS = ("stream_options", "chat_template_kwargs", "repeat_penalty")
+ENV_MODEL = "MATHSOLVE_SERVER_MODEL"
+
+Warn = Callable[[str], None]
+OnEvent = Callable[[TextEvent], None]
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """What render() gives generate(): the messages plus the think flag."""
+
+    messages: tuple[tuple[str, str], ...]
+    think: bool = True
+
+    def as_json(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+def normalise_url(url: str) -> tuple[str, str, str, int, str]:
+    """(display url, scheme, host, port, path prefix); a trailing /v1 is dropped."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.username or parts.password:
+        raise UsageError("put the API key in --api-key or MATHSOLVE_API_KEY, not in the --server URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise UsageError(f"--server wants a URL such as http://127.0.0.1:8000, got {url.strip()[:200]!r}")
+    port = port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[:-3]
+    return f"{parts.scheme}://{parts.netloc}{path}", parts.scheme, parts.hostname, port, path
+
+
+class ServerEngine:
+    """Generates through an OpenAI-compatible chat completions endpoint."""
+
+    default_eval_concurrency = 8  # problems eval keeps in flight when --concurrency is not given
+    max_tries = 5
+    backoff_base = 0.5  # seconds before the first retry (then doubled, capped, jittered)
+    backoff_cap = 8.0
+    retry_after_cap = 60.0
+
+    def __init__(self, url: str, *, api_key: str | None = None, model_name: str = "",
+                 concurrency: int | None = None, warn: Warn | None = None,
+                 timeout: float = 600.0, load_seconds: float = 0.0) -> None:
+        self.url, self._scheme, self._host, self._port, self._prefix = normalise_url(url)
+        self._api_key = api_key or None
+        self.model_name = model_name
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.load_seconds = load_seconds
+        self._warn = warn or (lambda message: None)
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        self._cancel = threading.Event()
+        self._dropped: set[str] = set()  # optional fields this server refused
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ServerEngine({self.url!r}, model={self.model_name!r})"
+
+    # ---- connecting ----------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str, *, api_key: str | None = None, concurrency: int | None = None,
+                warn: Warn | None = None, timeout: float = 600.0,
+                model: str | None = None) -> ServerEngine:
+        """Check the server once (GET /v1/models) and pick the model to ask for."""
+        start = time.perf_counter()
+        engine = cls(url, api_key=api_key, concurrency=concurrency, warn=warn,
+                     timeout=min(timeout, 30.0))
+        try:
+            status, body = engine._get("/v1/models")
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineError(f"cannot reach the server at {engine.url}: "
+                              f"{engine._describe(exc)}; is it running?") from None
+        if status in (401, 403):
+            raise EngineError(f"the server at {engine.url} refused the API key (HTTP {status}); "
+                              "check --api-key or MATHSOLVE_API_KEY")
+        if status != 200:
+            raise EngineError(f"the server at {engine.url} answered HTTP {status} to /v1/models; "
+                              "is it an OpenAI-compatible server (vLLM, llama.cpp)?")
+        try:
+            data = json.loads(body).get("data") or []
+            ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        except (ValueError, AttributeError, TypeError):
+            raise EngineError(f"the server at {engine.url} sent no model list at /v1/models; "
+                              "is it an OpenAI-compatible server?") from None
+        name = model or os.environ.get(ENV_MODEL) or (ids[0] if ids else "")
+        if not name:
+            raise EngineError(f"the server at {engine.url} lists no model; "
+                              f"name the served model in {ENV_MODEL}")
+        if ids and name not in ids and warn:
+            warn(f"the server lists {', '.join(ids[:5])[:200]}, not {name}; asking for {name} anyway")
+        engine.model_name = name
+        engine.timeout = timeout
+        engine.load_seconds = time.perf_counter() - start
+        return engine
+
+    def eval_workers(self, samples: int) -> int:
+        """How many problems eval should solve at once: enough to fill --concurrency requests
+        (each problem sends its K samples together), else default_eval_concurrency problems."""
+        if self.concurrency:
+            return max(1, math.ceil(self.concurrency / max(1, samples)))
+        return self.default_eval_concurrency
+
+    def cancel(self) -> None:
+        """Stop every request in flight (for eval's Ctrl-C handler on the main thread); each
+        generate call running in another thread then raises GenerationInterrupted."""
+        self._cancel.set()
+
+    def resume(self) -> None:
+        """Accept requests again after cancel() (the API's solve_many closed early), once
+        every generate call it stopped has returned."""
+        self._cancel.clear()
+
+    def close(self) -> None:
+        """Nothing to free: connections live for one request."""
+
+    def __enter__(self) -> ServerEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def render(self, problem: str, think: bool = True) -> ChatPrompt:
+        """The training format as chat messages; the server applies the model's template."""
+        if not problem.strip():
+            raise InputError("the prompt is empty; give a problem to solve")
+        return ChatPrompt((("system", SYSTEM_PROMPT), ("user", problem)), think)
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def generate(self, prompt: ChatPrompt, sampling: SamplingConfig, *,
+                 on_event: OnEvent | None = None) -> Completion:
+        return self.generate_many(prompt, [sampling], on_event=on_event)[0]
+
+    def generate_many(self, prompt: ChatPrompt, samplings: list[SamplingConfig], *,
+                      on_event: OnEvent | None = None,
+                      stop_when: Callable[[list[Completion]], bool] | None = None,
+                      ) -> list[Completion]:
+        """K requests at once (one thread each, at most `concurrency` in flight engine-wide).
+        Events and notes are delivered on the calling thread, so renderers need no locks.
+        `stop_when(finished)` as in Engine.generate_many: True ends the samples still running
+        (finish_reason "cancelled")."""
+        if not isinstance(prompt, ChatPrompt):
+            raise EngineError("ServerEngine.generate needs the prompt from ServerEngine.render")
+        if not samplings:
+            raise EngineError("no samples requested; use --samples 1 or more")
+        for s in samplings:
+            if s.max_tokens < 1:
+                raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
+        call = Call(len(samplings))
+        threads = [threading.Thread(target=self._worker, args=(prompt, s, i, call), daemon=True,
+                                    name=f"mathsolve-server-{i}") for i, s in enumerate(samplings)]
+        for t in threads:
+            t.start()
+        done: dict[int, Completion] = {}
+        error: EngineError | None = None
+        cancelled = decided = False
+        try:
+            while len(done) + call.ended < len(samplings):
+                try:
+                    item = call.inbox.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                kind, payload = item
+                if kind == "event":
+                    if on_event is not None:
+                        on_event(payload)
+                elif kind == "note":
+                    self._warn(payload)
+                elif kind == "done":
+                    done[payload.sample] = payload
+                    if (stop_when is not None and not decided
+                            and stop_when([done[i] for i in sorted(done)])):
+                        decided = True
+                        call.stop()  # the vote is decided: end the samples still running
+                elif kind == "error":
+                    call.ended += 1
+                    if error is None and not decided:
+                        error = payload
+                        call.stop()  # the problem fails anyway: free the server
+                else:  # "cancelled"
+                    call.ended += 1
+                    cancelled = cancelled or (error is None and not decided)
+        except KeyboardInterrupt:
+            call.stop()
+            join_threads(threads)
+            raise GenerationInterrupted(self._partial(samplings, done, call)) from None
+        if decided:
+            join_threads(threads)  # the stopped workers give their slots back before the next call
+            return self._partial(samplings, done, call, reason="cancelled")
+        if error is not None:
+            raise error
+        if cancelled:
+            raise GenerationInterrupted(self._partial(samplings, done, call))
+        return [done[i] for i in range(len(samplings))]
+
+    def _partial(self, samplings: list[SamplingConfig], done: dict[int, Completion],
+                 call: Call, reason: str = "interrupted") -> list[Completion]:
+        out = []
+        for i, s in enumerate(samplings):
+            if i in done:
+                out.append(done[i])
+            elif i in call.live:
+                out.append(call.live[i].completion(reason))
+            else:
+                out.append(Completion(i, s.seed, "", reason, 0, 0, 0.0, 0.0))
+        return out
+
+    def _worker(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
+                call: Call) -> None:
+        try:
+            if self._slots is not None:
+                while not self._slots.acquire(timeout=0.25):
+                    if call.stopped():
+                        raise Cancelled()
+            try:
+                result = self._sample(prompt, sampling, sample, call)
+            finally:
+                if self._slots is not None:
+                    self._slots.release()
+            call.inbox.put(("done", result))
+        except Cancelled:
+            call.inbox.put(("cancelled", sample))
+        except EngineError as exc:
+            call.inbox.put(("error", exc))
+        except Exception as exc:  # noqa: BLE001 - a worker must always report back
+            call.inbox.put(("error", EngineError(f"talking to the server failed: {self._describe(exc)}")))
+
+    def _sample(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
+                call: Call) -> Completion:
+        """One sample, retried from scratch on failures worth retrying."""
+        tries = 0
+        refused: set[str] = set()
+        while True:
+            if call.stopped() or self._cancel.is_set():
+                raise Cancelled()
+            try:
+                return self._attempt(self._body(prompt, sampling), sample, sampling.seed, call)
+            except Rejected as rejected:
+                if rejected.field in refused:
+                    raise EngineError(f"the server rejected the request's {rejected.field}") from None
+                refused.add(rejected.field)
+                with self._lock:
+                    first = rejected.field not in self._dropped
+                    self._dropped.add(rejected.field)
+                if first:
+                    call.note(f"the server does not take {rejected.field}; sending without it")
+            except Retryable as exc:
+                tries += 1
+                if tries >= self.max_tries:
+                    raise EngineError(f"the server at {self.url} failed {tries} times: {exc}; "
+                                      "is it overloaded or down? rerun to retry") from None
+                delay = self._delay(tries, exc.retry_after)
+                call.note(f"sample {sample + 1}: {exc}; retrying in {delay:.1f} s "
+                          f"(try {tries + 1} of {self.max_tries})")
+                if call.wait(delay) or self._cancel.is_set():
+                    raise Cancelled() from None
+
+    def _delay(self, tries: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(0.0, retry_after), self.retry_after_cap)
+        return min(self.backoff_cap, self.backoff_base * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
+
+    def _body(self, prompt: ChatPrompt, s: SamplingConfig) -> bytes:
+        """Sampling as the local engine does it: top_k, min_p (vLLM and llama.cpp take them
+        as extra fields) and repeat_penalty 1 (llama-cpp-python's server defaults to 1.1)."""
+        body: dict[str, Any] = {
+            "model": self.model_name, "messages": prompt.as_json(), "stream": True,
+            "stream_options": {"include_usage": True}, "max_tokens": s.max_tokens,
+            "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
+            "seed": s.seed, "repeat_penalty": 1.0,
+        }
+        if not prompt.think:
+            body["chat_template_kwargs"] = {"enable_thinking": False}
+        with self._lock:
+            for name in self._dropped:
+                body.pop(name, None)
+        return json.dumps(body).encode("utf-8")
+
+    # ---- HTTP ----------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _headers(self, stream: bool = False) -> dict[str, str]:
+        headers = {"User-Agent": f"mathsolve/{__version__}",
+                   "Accept": "text/event-stream" if stream else "application/json"}
+        if stream:
+            headers["Content-Type"] = "application/json"
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        conn = self._connection()
+        try:
+            conn.request("GET", self._prefix + path, headers=self._headers())
+            resp = conn.getresponse()
+            body = resp.read(MAX_LINE_BYTES + 1)
+            if len(body) > MAX_LINE_BYTES:
+                raise EngineError(f"the server at {self.url} sent over 1 MB for {path}")
+            return resp.status, body
+        finally:
+            conn.close()
+
+    def _attempt(self, body: bytes, sample: int, seed: int, call: Call) -> Completion:
+        start = time.perf_counter()
+        conn = self._connection()
+        call.watch(conn)
+        acc = Accumulator(sample, seed, start, call)
+        try:
+            conn.request("POST", self._prefix + "/v1/chat/completions", body=body,
+                         headers=self._headers(stream=True))
+            resp = conn.getresponse()
+            if resp.status != 200:
+                self._http_error(resp, body)
+            call.live[sample] = acc
+            if "text/event-stream" in (resp.getheader("Content-Type") or ""):
+                read_sse(resp, acc, call, self._cancel)
+            else:
+                acc.whole(parse_json(read_limited(resp, MAX_COMPLETION_BYTES)))
+        except (OSError, http.client.HTTPException) as exc:
+            if call.stopped() or self._cancel.is_set():
+                raise Cancelled() from None
+            raise Retryable(f"connection failed ({self._describe(exc)})") from None
+        finally:
+            call.unwatch(conn)
+            conn.close()
+        if call.stopped() or self._cancel.is_set():
+            raise Cancelled()
+        if acc.finish is None:
+            raise Retryable("the stream ended before a finish_reason (llama-cpp-python's "
+                             "server needs --interrupt_requests False for concurrent requests)")
+        return acc.completion()
+
+    def _http_error(self, resp: http.client.HTTPResponse, body: bytes) -> None:
+        status = resp.status
+        message = self._scrub(error_message(resp.read(MAX_ERROR_BYTES)))
+        if status == 429 or status == 408 or status >= 500:
+            raise Retryable(f"HTTP {status} {message}".strip(), retry_after(resp.getheader("Retry-After")))
+        if status in (400, 422):
+            for name in OPTIONAL_FIELDS:
+                if name in message and name.encode() in body:
+                    raise Rejected(name)
+        if status in (401, 403):
+            raise EngineError(f"the server refused the API key (HTTP {status}); "
+                              "check --api-key or MATHSOLVE_API_KEY")
+        hint = "; check the URL and the model name" if status == 404 else ""
+        raise EngineError(f"the server rejected the request (HTTP {status}): {message or 'no reason given'}{hint}")
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(exc, socket.gaierror):
+            return f"unknown host {self._host}"
+        return self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+    def _scrub(self, text: str) -> str:
+        text = " ".join(text.split())[:300]
+        return text.replace(self._api_key, "[key]") if self._api_key else text
+
+

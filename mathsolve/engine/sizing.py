@@ -1,0 +1,109 @@
+"""Engine: how many sequences fit (KV bytes per token, free RAM and GPU memory, cores).
+
+Plain functions of the machine and of a loaded model's shape, so the engine can size its
+context before asking llama.cpp for it (a failed allocation on a GPU is slow and noisy).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
+MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ
+CPU_SEQUENCES = 32  # beyond this a CPU gains little per extra sequence and prefills stall more
+GPU_RESERVE_BYTES = 1 << 30  # compute buffers and the logits of a large batch
+
+
+def round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
+
+
+def physical_cores() -> int:
+    """Physical cores we may run on: SMT siblings share one core's FPU, so llama.cpp decodes
+    no faster (often slower) with them. Linux: distinct (physical id, core id) pairs among
+    the CPUs in our affinity mask; elsewhere os.cpu_count()."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return max(1, len(allowed))
+    cores: set[tuple[str, str]] = set()
+    for block in text.strip().split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in block.splitlines())
+        )
+        if fields.get("processor", "").isdigit() and int(fields["processor"]) in allowed:
+            cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
+    return max(1, len(cores) or len(allowed))
+
+
+def available_ram() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def free_gpu_memory() -> int | None:
+    """Free bytes on the GPU with the most free memory, from ggml's device registry; None
+    when there is no GPU device or the library does not say."""
+    lib = _ggml()
+    if lib is None:
+        return None
+    try:
+        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+        lib.ggml_backend_dev_type.restype = ctypes.c_int
+        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                                ctypes.POINTER(ctypes.c_size_t)]
+        best = None
+        for i in range(lib.ggml_backend_dev_count()):
+            dev = lib.ggml_backend_dev_get(i)
+            if lib.ggml_backend_dev_type(dev) != 1:  # GGML_BACKEND_DEVICE_TYPE_GPU
+                continue
+            free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+            lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+            best = max(best or 0, free.value)
+        return best
+    except (AttributeError, OSError):
+        return None
+
+
+def _ggml() -> ctypes.CDLL | None:
+    """The ggml library llama.cpp already loaded (dlopen by soname returns the loaded copy)."""
+    import llama_cpp  # noqa: F401 - loads libllama and, with it, libggml
+
+    for name in ("libggml.so", "libggml.so.0", "libggml.dylib", "ggml.dll"):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+def sequences_that_fit(wanted: int, cells: int, bytes_per_cell: int, *, gpu: bool,
+                       budget_cells: int | None = None) -> int:
+    """How many sequences of `cells` KV cells to allocate, at most `wanted`.
+
+    CPU: half of the available RAM for the KV cache. GPU: the free memory of the device less
+    a reserve for compute buffers (a context that still does not fit is halved on creation).
+    `budget_cells` overrides both (tests, and --kv-budget style limits).
+    """
+    if budget_cells is not None:
+        return max(1, min(wanted, budget_cells // max(1, cells)))
+    free = free_gpu_memory() if gpu else available_ram()
+    if free is None:
+        return max(1, wanted)
+    usable = (free - GPU_RESERVE_BYTES) if gpu else free // 2
+    per_sequence = max(1, cells * bytes_per_cell)
+    return max(1, min(wanted, usable // per_sequence))

@@ -1,0 +1,287 @@
+"""Engine: the llama.cpp context's slots (batch.Slots): sizing, prefill, one decode a step.
+
+A mixin of engine.llama.Engine, which holds the model and the state declared below.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mathsolve.config import EngineConfig
+from mathsolve.engine import sizing
+from mathsolve.engine.decode import InterruptibleDecode, Job, SampleState, sampler_chain
+from mathsolve.errors import EngineError
+
+PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
+
+
+class BatchSlots:
+    """The slots side of Engine: a context of n_seq_max sequences, and what runs on them."""
+
+    _cfg: EngineConfig
+    _model: Any
+    _n_vocab: int
+    _threads: int
+    _gpu_offload: bool
+    _warn: Callable[[str], None]
+    _ctx: Any
+    _ctx_seqs: int
+    _ctx_cells: int
+    _ctx_graph: bool
+    _batch: Any
+    _slot_tokens: list[list[int]]
+    _attached: dict[int, object]
+    _last_prefill: int
+    _refused_noted: bool
+    _vector: Any
+    _logits: tuple[int, Any] | None
+
+    # ---- sizing and the context --------------------------------------------------------------
+
+    def _kv_bytes_per_cell(self) -> int:
+        import llama_cpp
+
+        n_layer = llama_cpp.llama_model_n_layer(self._model)
+        n_head = max(1, llama_cpp.llama_model_n_head(self._model))
+        n_head_kv = llama_cpp.llama_model_n_head_kv(self._model)
+        n_embd = llama_cpp.llama_model_n_embd(self._model)
+        head_dim = self._meta_int("attention.key_length") or n_embd // n_head
+        return 2 * 2 * n_layer * n_head_kv * head_dim  # K and V, f16
+
+    def _meta_int(self, suffix: str) -> int | None:
+        arch = self._meta_str("general.architecture")
+        value = self._meta_str(f"{arch}.{suffix}") if arch else None
+        return int(value) if value and value.isdigit() else None
+
+    def _meta_str(self, key: str) -> str | None:
+        import llama_cpp
+
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, 256)
+        return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+    def _fit(self, wanted: int, need: int, widest: int) -> int:
+        cells = sizing.round_up(need, sizing.KV_PAD)
+        budget = self._cfg.extra.get("kv_budget_tokens")
+        slots = sizing.sequences_that_fit(wanted, cells, self._kv_bytes_per_cell(),
+                                          gpu=self._gpu_offload,
+                                          budget_cells=int(budget) if budget else None)
+        if slots < widest:
+            self._warn(f"the KV cache for {widest} samples x {need} tokens does not fit; "
+                       f"decoding them in groups of {slots}")
+        return slots
+
+    def _ensure_context(self, seqs: int, need: int, *, graph: bool) -> int:
+        """A context with >= seqs slots of >= need cells; returns the slots usable."""
+        import llama_cpp
+
+        cells = sizing.round_up(need, sizing.KV_PAD)
+        if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_cells >= cells
+                and self._ctx_graph == graph):
+            return seqs
+        self._free_context()
+        while True:
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx = cells * seqs
+            params.n_seq_max = seqs
+            params.n_batch = max(PROMPT_CHUNK, seqs)
+            params.n_ubatch = max(PROMPT_CHUNK, seqs)
+            params.n_threads = self._threads
+            params.n_threads_batch = self._threads
+            params.kv_unified = False
+            params.no_perf = True
+            if graph:  # one output per slot and step: the in-graph RNG advances per draw
+                params.n_outputs_max_per_seq = 1
+            ctx = llama_cpp.llama_init_from_model(self._model, params)
+            if ctx is not None:
+                break
+            if seqs == 1:
+                raise EngineError(
+                    f"llama.cpp could not allocate a context of {cells} tokens; "
+                    "lower --ctx or --max-tokens"
+                )
+            seqs = max(1, seqs // 2)
+            self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
+        self._ctx, self._ctx_seqs, self._ctx_graph = ctx, seqs, graph
+        self._logits = None
+        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)
+        self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
+        self._slot_tokens = [[] for _ in range(seqs)]
+        return seqs
+
+    def _free_context(self) -> None:
+        import llama_cpp
+
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            for slot in list(self._attached):
+                llama_cpp.llama_set_sampler(self._ctx, slot, None)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        for chain in self._attached.values():
+            llama_cpp.llama_sampler_free(chain)
+        self._attached = {}
+        self._slot_tokens = []
+
+    # ---- slots (batch.Slots) -------------------------------------------------------------------
+
+    def best_slot(self, free: list[int], prefix: list[int]) -> int:
+        """The free slot already holding the longest part of `prefix` (lowest id on ties)."""
+        return max(free, key=lambda s: (_common_prefix(self._slot_tokens[s], prefix), -s))
+
+    def prepare_slot(self, slot: int, prompt: list[int], sibling: SampleState | None) -> float:
+        """Make `slot` hold the KV of prompt[:-1]; returns the seconds spent prefilling."""
+        import llama_cpp
+
+        want = prompt[:-1]
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        common = _common_prefix(self._slot_tokens[slot], want)
+        if common < len(want) and sibling is not None:  # a running sibling holds the prompt
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, -1, -1)
+            common = len(want)
+        if not llama_cpp.llama_memory_seq_rm(mem, slot, common, -1):
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            common = 0
+        self._slot_tokens[slot] = want[:common]
+        if common == len(want):
+            self._slot_tokens[slot] = list(want)
+            return 0.0
+        start = time.perf_counter()
+        try:
+            with InterruptibleDecode(self._ctx):
+                self._prefill(slot, want, common)
+        except BaseException:  # Ctrl-C or a failed decode: the slot's KV is not known to be whole
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            self._slot_tokens[slot] = []
+            raise
+        self._slot_tokens[slot] = list(want)
+        self._last_prefill += len(want) - common
+        return time.perf_counter() - start
+
+    def _prefill(self, slot: int, tokens: list[int], at: int) -> None:
+        """Evaluate tokens[at:] on `slot` in chunks; no logits are needed."""
+        b = self._batch
+        for first in range(at, len(tokens), PROMPT_CHUNK):
+            chunk = tokens[first:first + PROMPT_CHUNK]
+            for i, tok in enumerate(chunk):
+                b.token[i] = tok
+                b.pos[i] = first + i
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = slot
+                b.logits[i] = 0
+            b.n_tokens = len(chunk)
+            self._decode()
+
+    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState:
+        sampling = job.samplings[index]
+        limit = min(self._cfg.n_ctx, self._ctx_cells)
+        chain = None
+        if path != "vector":
+            chain = sampler_chain(sampling)
+            if path == "graph":
+                self._attach(slot, chain)
+        return SampleState(self, job, index, slot, min(sampling.max_tokens, limit - len(job.tokens)),
+                           chain)
+
+    def _attach(self, slot: int, chain: object) -> None:
+        """Hand the chain to llama.cpp's graph for this slot; llama.cpp may refuse, and then the
+        same chain samples on the CPU (llama_sampler_sample does both)."""
+        import llama_cpp
+
+        old = self._attached.pop(slot, None)
+        if llama_cpp.llama_set_sampler(self._ctx, slot, chain):
+            self._attached[slot] = chain
+        elif not self._refused_noted:
+            self._refused_noted = True
+            self._warn("llama.cpp refused to sample inside its graph; sampling on the CPU")
+        if old is not None:
+            llama_cpp.llama_sampler_free(old)
+
+    def decode_rows(self, rows: list[SampleState]) -> None:
+        """One new token for every running sample, all in one llama_decode."""
+        b = self._batch
+        for i, seq in enumerate(rows):
+            b.token[i] = seq.next_input
+            b.pos[i] = seq.pos
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq.seq_id
+            b.logits[i] = 1
+        b.n_tokens = len(rows)
+        self._decode()
+
+    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]:
+        import llama_cpp
+
+        if path == "vector":
+            return self._sample_vector(rows)
+        ctx = self._ctx
+        return [llama_cpp.llama_sampler_sample(seq.chain, ctx, i) for i, seq in enumerate(rows)]
+
+    def _sample_vector(self, rows: list[SampleState]) -> list[int]:
+        import numpy as np
+
+        from mathsolve.engine.sampling import BatchSampler
+
+        if self._vector is None:
+            self._vector = BatchSampler(self._n_vocab, self._threads)
+        n = len(rows)
+        logits = self._logits_view()[:n]
+        if n == 1:  # K = 1: no arrays for one seed and one step
+            seq = rows[0]
+            return [self._vector.sample_one(logits[0], seq.sampling, seq.sampling.seed, seq.steps)]
+        seeds = np.fromiter((seq.sampling.seed for seq in rows), dtype=np.int64, count=n)
+        steps = np.fromiter((seq.steps for seq in rows), dtype=np.int64, count=n)
+        first = rows[0].sampling
+        if all(seq.sampling.draw_key == first.draw_key for seq in rows):
+            return self._vector.sample(logits, first, seeds, steps).tolist()
+        return [self._vector.sample_one(logits[i], seq.sampling, seq.sampling.seed, seq.steps)
+                for i, seq in enumerate(rows)]  # mixed samplings in one batch: row by row
+
+    def _logits_view(self):  # noqa: ANN202 - a numpy array over llama.cpp's logits buffer
+        """All rows of llama.cpp's logits buffer as one numpy array, made again only when
+        llama.cpp moves the buffer (building the view costs more than a K = 1 draw)."""
+        import llama_cpp
+        import numpy as np
+
+        ptr = llama_cpp.llama_get_logits(self._ctx)  # also puts the rows in batch order
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        if self._logits is None or self._logits[0] != address:  # a step has <= one row a slot
+            self._logits = (address, np.ctypeslib.as_array(ptr, shape=(self._ctx_seqs, self._n_vocab)))
+        return self._logits[1]
+
+    def release(self, seq: SampleState) -> None:
+        """A sample left the batch: its slot keeps only the prompt (for the next sample)."""
+        import llama_cpp
+
+        if seq.chain is not None and self._attached.get(seq.seq_id) is not seq.chain:
+            llama_cpp.llama_sampler_free(seq.chain)  # an attached chain is freed when replaced
+        seq.chain = None
+        if self._ctx is None:
+            return
+        keep = len(self._slot_tokens[seq.seq_id])
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, keep, -1)
+
+    def _decode(self) -> None:
+        import llama_cpp
+
+        rc = llama_cpp.llama_decode(self._ctx, self._batch)
+        if rc == 2:  # aborted by InterruptibleDecode: Ctrl-C during a long prompt
+            raise KeyboardInterrupt
+        if rc != 0:
+            raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

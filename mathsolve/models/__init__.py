@@ -1,0 +1,1 @@
+"""Model flow: Hugging Face Hub -> our converter -> llama.cpp's quantiser -> the local cache."""

@@ -1,0 +1,1 @@
+"""Solve flow: problems in -> prompt -> engine -> answers -> a Result per problem."""

@@ -1,0 +1,216 @@
+"""Solve flow: one problem, prompt -> engine -> extraction -> check -> vote -> Result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar, cast
+
+from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
+from mathsolve.engine.decode import Completion, TextEvent
+from mathsolve.engine.protocol import EngineProtocol, InFlightEngine
+from mathsolve.solving.inputs import Problem
+
+__all__ = ["FINISHED", "Result", "SampleResult", "SolveOptions", "error_result", "finish", "solve",
+           "solve_many"]
+
+PromptT = TypeVar("PromptT")
+OnProblemEvent = Callable[[int, TextEvent], None]
+
+FINISHED = ("stop", "length")  # samples that ran to their end; only they vote
+
+
+@dataclass
+class SampleResult:
+    """One sample of a problem, as recorded in `samples` of a JSON result."""
+
+    sample: int
+    seed: int
+    answer: str | None
+    fallback: bool
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass
+class Result:
+    """Everything known about one solved (or failed) problem; one JSON line."""
+
+    id: str
+    problem: str
+    answer: str | None = None
+    completion: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    model: dict[str, Any] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
+    fallback: bool = False
+    check: dict[str, Any] | None = None
+    error: str | None = None
+    reference: str | None = None
+    correct: bool | None = None
+    support: str | None = None
+    samples: list[dict[str, Any]] | None = None
+    votes: list[dict[str, Any]] | None = None
+    texts: list[str] = field(default_factory=list)  # every sample's text; not in JSON
+
+    @property
+    def answered(self) -> bool:
+        return self.error is None and self.answer is not None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["texts"]
+        for key in ("samples", "votes", "support", "reference", "correct"):
+            if data[key] is None:
+                del data[key]
+        return data
+
+
+def error_result(problem: Problem, message: str, model: dict[str, Any],
+                 sampling: SamplingConfig) -> Result:
+    return Result(id=problem.id, problem=problem.text, error=message, model=model,
+                  sampling=sampling.to_dict(), reference=problem.reference)
+
+
+def sample_seeds(sampling: SamplingConfig, options: SolveOptions) -> list[SamplingConfig]:
+    """Sample i draws with seed + i."""
+    return [sampling.with_seed(sampling.seed + i) for i in range(options.samples)]
+
+
+def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | None:
+    if options.samples == 1 or not options.stop_when_decided:
+        return None
+    return lambda done: decided(done, options.samples, options.check_timeout)
+
+
+def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingConfig,
+          options: SolveOptions, model: dict[str, Any],
+          on_event: Callable[[TextEvent], None] | None = None) -> Result:
+    """Solve one problem: K samples (K >= 1), the answer of each, a vote, a sympy check."""
+    start = time.perf_counter()
+    prompt = engine.render(problem.text, think=options.think)
+    configs = sample_seeds(sampling, options)
+    rule = stop_rule(options)
+    if options.samples == 1:
+        completions = [engine.generate(prompt, configs[0], on_event=on_event)]
+    elif rule is not None:
+        completions = engine.generate_many(prompt, configs, on_event=on_event, stop_when=rule)
+    else:
+        completions = engine.generate_many(prompt, configs, on_event=on_event)
+    return finish(problem, completions, sampling, options, model, start)
+
+
+def solve_many(engine: InFlightEngine, problems: list[Problem],
+               seeding: Callable[[Problem], SamplingConfig], options: SolveOptions,
+               model: dict[str, Any], on_result: Callable[[int, Result], None], *,
+               parallel: int | None = None, on_event: OnProblemEvent | None = None) -> None:
+    """Several problems with their samples in one batch (problems in flight): on_result(i,
+    result) for problems[i] as soon as it is finished, in the order they finish. A problem
+    that cannot start (its prompt does not fit, say) gets its error Result at once.
+    `on_event(i, event)` sees problems[i]'s text as it is drawn (the API stops a batch from
+    there: an exception it raises ends the run as Ctrl-C does)."""
+    from mathsolve.engine.decode import Job
+    from mathsolve.engine.stream import think_open_at_end
+    from mathsolve.errors import MathsolveError
+
+    jobs = []
+    for index, problem in enumerate(problems):
+        sampling = seeding(problem)
+        if problem.error:
+            on_result(index, error_result(problem, problem.error, model, sampling))
+            continue
+        try:
+            prompt = engine.render(problem.text, think=options.think)
+            tokens = engine.prompt_tokens(prompt)
+        except MathsolveError as exc:
+            on_result(index, error_result(problem, str(exc), model, sampling))
+            continue
+        jobs.append(Job(tokens, sample_seeds(sampling, options), think_open_at_end(prompt),
+                        on_event=_for_problem(on_event, index), stop_when=stop_rule(options),
+                        tag=(index, sampling)))
+
+    def done(job: Job) -> None:
+        index, sampling = cast("tuple[int, SamplingConfig]", job.tag)  # the tag set above
+        # seconds count from its first sample's admission
+        on_result(index, finish(problems[index], job.completions(), sampling, options, model,
+                                job.start))
+
+    engine.run(jobs, done, parallel=parallel)
+
+
+def _for_problem(on_event: OnProblemEvent | None,
+                 index: int) -> Callable[[TextEvent], None] | None:
+    if on_event is None:
+        return None
+    return lambda event: on_event(index, event)
+
+
+def finish(problem: Problem, completions: list[Completion], sampling: SamplingConfig,
+           options: SolveOptions, model: dict[str, Any], start: float) -> Result:
+    """Completions -> Result: every sample's answer, the vote of the finished ones, the check.
+
+    Samples that did not finish (cancelled by --stop-when-decided, interrupted) have no
+    answer: they vote for nothing and count in no support.
+    """
+    from mathsolve.answers.extract import Extraction, extract
+    from mathsolve.answers.vote import vote as vote_answers
+
+    extractions = [extract(c.text, complete=c.finish_reason == "stop")
+                   if c.finish_reason in FINISHED else Extraction(None)
+                   for c in completions]
+    result = Result(id=problem.id, problem=problem.text, model=model,
+                    sampling=sampling.to_dict(), reference=problem.reference)
+    result.texts = [c.text for c in completions]
+    result.prompt_tokens = completions[0].prompt_tokens
+    result.completion_tokens = sum(c.completion_tokens for c in completions)
+    if len(completions) == 1:
+        only, ext = completions[0], extractions[0]
+        result.answer, result.fallback = ext.answer, ext.fallback
+        result.completion, result.finish_reason = only.text, only.finish_reason
+    else:
+        voters = [i for i, c in enumerate(completions) if c.finish_reason in FINISHED]
+        vote = vote_answers([extractions[i].answer for i in voters], timeout=options.check_timeout)
+        result.answer = vote.answer
+        if vote.answer is not None:  # of the K samples asked for; unfinished ones never agree
+            result.support = f"{vote.count}/{len(completions)} samples"
+        result.samples = [asdict(SampleResult(c.sample, c.seed, e.answer, e.fallback,
+                                              c.completion_tokens, c.finish_reason))
+                          for c, e in zip(completions, extractions)]
+        result.votes = [{"answer": g.answer, "count": g.count,
+                         "samples": [voters[i] for i in g.samples]} for g in vote.groups]
+        winners = [voters[i] for i in vote.groups[0].samples] if vote.groups else []
+        best = completions[winners[0]] if winners else completions[0]  # shown for the vote
+        result.completion, result.finish_reason = best.text, best.finish_reason
+        result.fallback = bool(winners) and all(extractions[i].fallback for i in winners)
+    if result.answer is not None and options.check:
+        from mathsolve.answers import verify
+
+        chk = verify.check(problem.text, result.answer, timeout=options.check_timeout)
+        result.check = {"status": chk.status, "reason": chk.reason}
+    if problem.reference is not None and result.answer is not None:
+        from mathsolve.answers.equivalence import equivalent
+
+        result.correct = equivalent(problem.reference, result.answer, timeout=options.check_timeout)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def decided(finished: list[Completion], total: int, timeout: float = CHECK_TIMEOUT_S) -> bool:
+    """Early-stop rule of --stop-when-decided: stop once the leading answer among the finished
+    samples has more votes than the runner-up could reach if every unfinished sample joined
+    it (leader > runner-up + unfinished). The result is then the same as running all K."""
+    from mathsolve.answers.extract import extract
+    from mathsolve.answers.vote import vote as vote_answers
+
+    votes = vote_answers([extract(c.text, complete=c.finish_reason == "stop").answer
+                          for c in finished if c.finish_reason in FINISHED],
+                         timeout=timeout)
+    if not votes.groups:
+        return False
+    runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0
+    unfinished = total - sum(1 for c in finished if c.finish_reason in FINISHED)
+    return votes.groups[0].count > runner_up + unfinished
