@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["bench_startup.py", "bench_decode.py", "bench_parallel.py", "bench_grade.py",
-           "bench_convert.py", "bench_server.py"]
+SCRIPTS = ["bench_startup.py", "bench_decode.py", "bench_parallel.py", "bench_sampling.py",
+           "bench_inflight.py", "bench_grade.py", "bench_convert.py", "bench_server.py"]
 RATIO = re.compile(r"\d\.\d+x|peak RSS|median|agreement|tok/s|wall")
 
 

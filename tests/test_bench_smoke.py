@@ -17,6 +17,8 @@ QUICK = {
     "grade": (["bench_grade.py", "--quick"], "agreement"),
     "convert": (["bench_convert.py", "--quick"], "peak RSS"),
     "server": (["bench_server.py", "--quick", "--problems", "2", "--max-tokens", "8"], "concurrency"),
+    "sampling": (["bench_sampling.py", "--quick"], "K=2"),
+    "inflight": (["bench_inflight.py", "--quick"], "in flight"),
     "fuzz_gguf": (["fuzz_gguf.py", "--cost"], "child probe"),  # the 50-mutation run: test_gguf_check
 }
 
