@@ -18,6 +18,7 @@ import pytest
 from mathsolve.errors import ModelError, PullError, UsageError
 from mathsolve.models import cache as models
 from mathsolve.models import pull as pulling
+from mathsolve.models.hub import SOURCE_MARKER
 
 REPO_ID = "tiny/qwen3"
 NAME = "tiny--qwen3"
@@ -146,7 +147,7 @@ def test_pull_keep_source_then_offline_requantise_needs_no_network(home, hub_cal
                                                                     network_attempts):
     pulling.pull(REPO_ID, "q8_0", keep_source=True)
     dest = home / "downloads" / NAME
-    assert list(dest.glob("*.safetensors")) and (dest / models.SOURCE_MARKER).exists()
+    assert list(dest.glob("*.safetensors")) and (dest / SOURCE_MARKER).exists()
     monkeypatch.setattr(pulling, "_download", _REAL_DOWNLOAD)  # the real one, offline
     got = pulling.pull(REPO_ID, "bf16", offline=True, keep_source=True)
     assert got.manifest["revision"] == SHA and network_attempts == []
@@ -585,13 +586,14 @@ def test_a_failed_download_keeps_the_partial_files_for_resuming(home, monkeypatc
         with pytest.raises(PullError):
             pulling.pull(REPO_ID, "q8_0")
     assert seen == [[], ["config.json"]]
-    assert not (home / "downloads" / NAME / models.SOURCE_MARKER).exists()
+    assert not (home / "downloads" / NAME / SOURCE_MARKER).exists()
 
 
 _KILLED_IN_CONVERSION = r"""
 import os, shutil, signal, sys
 from pathlib import Path
 from mathsolve.models import cache as models
+from mathsolve.models.hub import SOURCE_MARKER
 from mathsolve.models import pull as pulling
 src, mdir = Path(sys.argv[1]), Path(sys.argv[2])
 def fake(repo, revision, dest, offline, **_):
@@ -629,6 +631,7 @@ _HOLD_LOCK = r"""
 import sys, time
 from pathlib import Path
 from mathsolve.models import cache as models
+from mathsolve.models.hub import SOURCE_MARKER
 from mathsolve.models import pull as pulling
 with models._model_lock(Path(sys.argv[1]), "tiny--qwen3", "test"):
     print("locked", flush=True)

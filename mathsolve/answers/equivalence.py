@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Any
 
 from mathsolve.answers.forms import answer_items, group_end, is_equation
 from mathsolve.config import CHECK_TIMEOUT_S
@@ -170,8 +171,9 @@ def fast_equivalent(a: str, b: str) -> bool | None:
     if x is not None and y is not None:
         return x == y
     if len(va) > 1 or len(vb) > 1:  # lists of plain numbers: the same values, in any order
-        xs, ys = [_as_number(v) for v in va], [_as_number(v) for v in vb]
-        if None not in xs and None not in ys:
+        xs = [n for n in map(_as_number, va) if n is not None]
+        ys = [n for n in map(_as_number, vb) if n is not None]
+        if len(xs) == len(va) and len(ys) == len(vb):
             return sorted(xs) == sorted(ys)
     ta, tb = _time_of_day(na), _time_of_day(nb)
     if ta is not None or tb is not None:
@@ -215,7 +217,7 @@ def normalise_for_parse(s: str) -> str:
     return ", ".join(i.strip("$ ") for i in items)
 
 
-def _numeric_value(expr: object) -> object | None:
+def _numeric_value(expr: Any) -> Any:  # sympy objects: sympy ships no type information
     """The expression if it is a plain number without free symbols, else None."""
     import sympy
 
@@ -224,7 +226,7 @@ def _numeric_value(expr: object) -> object | None:
     return None
 
 
-def _numbers_equal(x: object, y: object) -> bool | None:
+def _numbers_equal(x: Any, y: Any) -> bool | None:
     """Exact comparison for exact numbers, relative tolerance 1e-6 once a float is involved.
 
     math-verify rounds to 6 decimals, so 1/2004! and 1/2006! both become 0 and compare equal.

@@ -84,7 +84,8 @@ def _find_boxes(text: str, complete: bool) -> list[_Box]:
             boxes.append(_Box(text[k + 1 : j].strip(), pos, j + 1))
             i = j + 1
         else:  # `\boxed 5`: one token up to whitespace or `$`
-            j = _TOKEN.match(text, k).end()
+            token_match = _TOKEN.match(text, k)  # never None: the pattern accepts ""
+            j = token_match.end() if token_match else k
             if j == n and not complete:  # the token may have been cut off
                 return boxes
             token = text[k:j].rstrip(".,;")
@@ -186,7 +187,9 @@ def _answer_colon(tail: str, lowered: str) -> str | None:
 
 def _looks_like_answer(raw: str, answer: str | None) -> bool:
     """A value, not prose: "$X$", LaTeX or a digit (not "the answer is not obvious")."""
-    return bool(answer) and (raw.startswith(("$", "\\")) or any(c.isdigit() for c in answer))
+    if not answer:
+        return False
+    return raw.startswith(("$", "\\")) or any(c.isdigit() for c in answer)
 
 
 def _textual_answer(text: str) -> str | None:

@@ -52,7 +52,7 @@ def _tokens(text: str) -> list[str]:
     text = text.strip()
     while i < len(text):
         m = _TOKEN.match(text, i)
-        if not m or m.end() == i:
+        if not m or m.end() == i or m.lastgroup is None:  # every alternative is a named group
             raise _ParseError(f"unexpected {text[i:i + 10]!r}")
         out.append(m.group(m.lastgroup))
         i = m.end()

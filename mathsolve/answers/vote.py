@@ -32,6 +32,7 @@ def vote(answers: list[str | None], *, timeout: float = CHECK_TIMEOUT_S) -> Vote
     None never wins. Equivalence that cannot be decided in time counts as different.
     """
     members: list[list[int]] = []
+    leaders: list[str] = []  # each group's answer as its first sample wrote it
     keys: dict[str, int] = {}
     for index, answer in enumerate(answers):
         if answer is None or not answer.strip():
@@ -39,17 +40,18 @@ def vote(answers: list[str | None], *, timeout: float = CHECK_TIMEOUT_S) -> Vote
         key = normalise(answer) if len(answer) < 2000 else answer
         slot = keys.get(key)
         if slot is None:
-            for g, group in enumerate(members):
-                if equivalent(answers[group[0]], answer, timeout=timeout):
+            for g, leader in enumerate(leaders):
+                if equivalent(leader, answer, timeout=timeout):
                     slot = g
                     break
         if slot is None:
             members.append([])
+            leaders.append(answer)
             slot = len(members) - 1
         keys.setdefault(key, slot)
         members[slot].append(index)
     groups = sorted(
-        (VoteGroup(answers[m[0]], len(m), tuple(m)) for m in members),
+        (VoteGroup(leader, len(m), tuple(m)) for leader, m in zip(leaders, members)),
         key=lambda g: (-g.count, g.samples[0]),
     )
     if not groups:

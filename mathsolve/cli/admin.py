@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mathsolve.config import DEFAULT_MODEL, DEFAULT_QUANT, QUANT_CHOICES
 from mathsolve.errors import ExitStatus, UsageError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rich.progress import Progress
 
 # mathsolve_convert.OUTTYPES, spelled out: importing the converter would slow every --help
 # (tests/test_cli_basics.py checks the two agree).
@@ -19,7 +25,7 @@ def note(message: str) -> None:
     print(f"mathsolve: {message}", file=sys.stderr, flush=True)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -124,7 +130,7 @@ class _HashProgress:
         import os
 
         self._rich = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
-        self._bar = None
+        self._bar: Progress | None = None
 
     def __enter__(self) -> _HashProgress:
         if self._rich:
@@ -137,9 +143,10 @@ class _HashProgress:
             self._bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._bar is not None:
-            self._bar.__exit__(*exc)
+            self._bar.__exit__(exc_type, exc, tb)
 
     def start(self, name: str, quant: str, size: int):  # noqa: ANN201 - a callback or None
         if self._bar is not None:

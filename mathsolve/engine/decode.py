@@ -9,10 +9,13 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mathsolve.config import SamplingConfig
 from mathsolve.engine.stream import ThinkSplitter, Utf8Stream
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 OnEvent = Callable[["TextEvent"], None]
 StopWhen = Callable[[list["Completion"]], bool]
@@ -61,11 +64,11 @@ class InterruptibleDecode:
     With ctx None it only defers Ctrl-C: while llama.cpp calls our (Python) log callback, the
     default handler's KeyboardInterrupt would be swallowed inside the ctypes callback."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: Any) -> None:  # a llama_context pointer (ctypes), or None
         self._ctx = ctx
         self._hit = False
-        self._old = None
-        self._callback = None
+        self._old: Callable[[int, FrameType | None], Any] | int | None = None  # SIGINT handler
+        self._callback: object | None = None  # the ctypes callback, kept alive while installed
 
     def __enter__(self) -> InterruptibleDecode:
         import signal
@@ -83,10 +86,10 @@ class InterruptibleDecode:
             llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
         return self
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._hit = True
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         import signal
 
         import llama_cpp
@@ -219,7 +222,7 @@ class SampleState:
                           tuple(self.ids))
 
 
-def sampler_chain(s: SamplingConfig):
+def sampler_chain(s: SamplingConfig) -> object:  # a llama_sampler pointer (ctypes)
     """top_k -> top_p -> min_p -> temperature -> dist(seed), llama.cpp's usual order;
     temperature 0 is greedy (argmax, seed unused)."""
     import llama_cpp

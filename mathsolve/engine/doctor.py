@@ -11,7 +11,9 @@ import platform
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the pinned version, for the reinstall command
 # Backend registry names as llama.cpp prints them ("CUDA : ARCHS = ... | CPU : AVX2 = 1 |").
@@ -27,7 +29,8 @@ def backend_from_system_info(info: str, gpu_offload: bool) -> str:
     return "GPU" if gpu_offload else "CPU"
 
 
-def gpu_present(which=shutil.which, machine: str | None = None, system: str | None = None) -> str | None:
+def gpu_present(which: Callable[[str], str | None] = shutil.which, machine: str | None = None,
+                system: str | None = None) -> str | None:
     """"cuda" with an NVIDIA driver on PATH, "metal" on Apple Silicon, else None."""
     machine = machine if machine is not None else platform.machine()
     system = system if system is not None else sys.platform
@@ -53,7 +56,7 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def collect() -> dict:
+def collect() -> dict[str, Any]:
     """Everything `doctor` shows; stable keys so the CLI and tests can rely on them."""
     import llama_cpp
 

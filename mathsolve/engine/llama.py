@@ -23,6 +23,7 @@ import ctypes
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import SAMPLERS, STOP_TOKENS, EngineConfig, SamplingConfig
 from mathsolve.engine import sizing
@@ -43,6 +44,10 @@ from mathsolve.engine.slots import PROMPT_CHUNK, BatchSlots
 from mathsolve.engine.stream import think_open_at_end
 from mathsolve.errors import EngineError, InputError, ModelError
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
 __all__ = ["Completion", "Engine", "GenerationInterrupted", "Job", "TextEvent", "check_gguf_file",
            "physical_cores"]
 
@@ -53,8 +58,8 @@ Warn = Callable[[str], None]
 class Engine(BatchSlots):
     """A loaded model plus one llama.cpp context, recreated only when it must grow."""
 
-    def __init__(self, cfg: EngineConfig, model, *, load_seconds: float, gpu_offload: bool,
-                 warn: Warn | None) -> None:
+    def __init__(self, cfg: EngineConfig, model: Any, *, load_seconds: float, gpu_offload: bool,
+                 warn: Warn | None) -> None:  # model: a llama_model pointer (see BatchSlots)
         import llama_cpp
 
         if cfg.sampler not in SAMPLERS:
@@ -78,7 +83,7 @@ class Engine(BatchSlots):
         self._last_path = ""
         self._refused_noted = False
         self._vector = None
-        self._logits: tuple | None = None  # (address, numpy view) of llama.cpp's logits buffer
+        self._logits = None  # (address, numpy view) of llama.cpp's logits buffer
         self._pieces: dict[int, bytes] = {}
         self._stops: dict[int, bool] = {}
         self._stop_ids = self._find_stop_ids()
@@ -144,7 +149,7 @@ class Engine(BatchSlots):
     def chat_template(self) -> str:
         import llama_cpp
 
-        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        raw: bytes | None = llama_cpp.llama_model_chat_template(self._model, None)
         if not raw:
             raise ModelError(
                 f"{self.model_path} has no tokenizer.chat_template; re-convert it with `mathsolve pull`"
@@ -198,7 +203,7 @@ class Engine(BatchSlots):
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
         self._slot_tokens = [[] for _ in self._slot_tokens]
 
-    def logits_of(self, tokens: list[int]):  # noqa: ANN201 - a numpy array
+    def logits_of(self, tokens: list[int]) -> NDArray[np.float32]:
         """The logits after each of `tokens` (len x vocab), from a context of their own: what
         the model says at each step, to check what the samplers drew (tests, diagnostics)."""
         import llama_cpp
@@ -221,8 +226,9 @@ class Engine(BatchSlots):
             batch.n_tokens = n
             if llama_cpp.llama_decode(ctx, batch) != 0:
                 raise EngineError("llama_decode failed while computing logits")
-            return np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx),
-                                         shape=(n, self._n_vocab)).copy()
+            logits: NDArray[np.float32] = np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx),
+                                                                shape=(n, self._n_vocab)).copy()
+            return logits
         finally:
             llama_cpp.llama_batch_free(batch)
             llama_cpp.llama_free(ctx)

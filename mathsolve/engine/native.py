@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 from pathlib import Path
+from typing import Any
 
 from mathsolve.engine.decode import InterruptibleDecode
 from mathsolve.errors import ModelError
@@ -18,15 +19,14 @@ OPENMP_SPIN = ("GOMP_SPINCOUNT", "30000")
 
 
 @functools.lru_cache(maxsize=1)
-def _silent_log_callback():
+def _silent_log_callback() -> object:
     """The no-op llama.cpp log callback; cached so it lives as long as the process."""
     import llama_cpp
 
-    @llama_cpp.llama_log_callback
     def _ignore(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         return None
 
-    return _ignore
+    return llama_cpp.llama_log_callback(_ignore)  # a ctypes CFUNCTYPE instance
 
 
 def _set_logging(verbose: bool) -> None:
@@ -56,7 +56,7 @@ def check_gguf_file(path: Path,
         raise ModelError(f"{path} is not a GGUF file (bad magic {head!r}); {fix}")
 
 
-def _load_model(path: Path, *, gpu: bool):  # noqa: ANN202 - a ctypes pointer or None
+def _load_model(path: Path, *, gpu: bool) -> Any:  # a llama_model pointer (ctypes), or None
     import llama_cpp
 
     params = llama_cpp.llama_model_default_params()

@@ -30,6 +30,7 @@ from mathsolve.config import SamplingConfig
 
 if TYPE_CHECKING:
     import numpy as np
+    from numpy.typing import NDArray
 
 _BLOCK = 1024  # columns per block in top_k (151,936 = 148 x 1024 + 384)
 _SUM_BLOCK = 1024  # columns per block of the full-vocabulary draw
@@ -76,7 +77,7 @@ def uniform(seed: int, step: int) -> float:
     return (z >> 11) * (1.0 / (1 << 53))
 
 
-def uniforms(seeds: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def uniforms(seeds: np.ndarray, steps: np.ndarray) -> NDArray[np.float64]:
     """One uniform in [0, 1) per (seed, step): splitmix64 of the pair, 53 bits.
 
     Counter-based, so a sample's n-th draw does not depend on the other samples.
@@ -89,7 +90,8 @@ def uniforms(seeds: np.ndarray, steps: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    out: NDArray[np.float64] = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return out
 
 
 def top_k(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +297,7 @@ class BatchSampler:
         self.n_vocab = n_vocab
         self.threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
-        self._buffer = None
+        self._buffer: NDArray[np.float32] | None = None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -319,12 +321,12 @@ class BatchSampler:
 
         n = logits.shape[0]
         if s.temperature <= 0:
-            return logits.argmax(axis=1)
+            greedy: NDArray[np.intp] = logits.argmax(axis=1)
+            return greedy
         u = uniforms(seeds, steps)
         full = s.top_k <= 0
-        if full and self._buffer is None:  # one padded row of weights per thread
-            width = -(-self.n_vocab // _SUM_BLOCK) * _SUM_BLOCK
-            self._buffer = np.zeros((self.threads, width), dtype=np.float32)
+        if full:  # allocated here, before the threads start
+            self._scratch()
         parts = max(1, min(self.threads, n // self.MIN_ROWS_PER_THREAD[full]))
         if parts == 1:
             return self._rows(logits, s, u, 0, n, full, 0)
@@ -337,8 +339,17 @@ class BatchSampler:
         first = self._rows(logits, s, u, cuts[0], cuts[1], full, 0)
         return np.concatenate([first, *(job.result() for job in jobs)])
 
-    def _rows(self, logits, s: SamplingConfig, u, a: int, b: int, full: bool,  # noqa: ANN001
-              part: int = 0):
+    def _scratch(self) -> NDArray[np.float32]:
+        """One padded row of weights per thread, for full-vocabulary draws."""
+        import numpy as np
+
+        if self._buffer is None:
+            width = -(-self.n_vocab // _SUM_BLOCK) * _SUM_BLOCK
+            self._buffer = np.zeros((self.threads, width), dtype=np.float32)
+        return self._buffer
+
+    def _rows(self, logits: np.ndarray, s: SamplingConfig, u: NDArray[np.float64], a: int, b: int,
+              full: bool, part: int = 0) -> np.ndarray:
         if full:
-            return _full_vocabulary(logits[a:b], s, u[a:b], self._buffer[part])
+            return _full_vocabulary(logits[a:b], s, u[a:b], self._scratch()[part])
         return _chain_on_top_k(logits[a:b], s, u[a:b])

@@ -320,7 +320,7 @@ class ServerEngine:
     def _delay(self, tries: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(0.0, retry_after), self.retry_after_cap)
-        return min(self.backoff_cap, self.backoff_base * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
+        return min(self.backoff_cap, self.backoff_base * 2.0 ** (tries - 1)) * random.uniform(0.5, 1.0)
 
     def _body(self, prompt: ChatPrompt, s: SamplingConfig) -> bytes:
         """Sampling as the local engine does it: top_k, min_p (vLLM and llama.cpp take them

@@ -8,12 +8,18 @@ from __future__ import annotations
 import ctypes
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import EngineConfig
 from mathsolve.engine import sizing
 from mathsolve.engine.decode import InterruptibleDecode, Job, SampleState, sampler_chain
 from mathsolve.errors import EngineError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from mathsolve.engine.sampling import BatchSampler
 
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
 
@@ -21,6 +27,11 @@ PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
 class BatchSlots:
     """The slots side of Engine: a context of n_seq_max sequences, and what runs on them."""
 
+    # Engine's methods that SampleState needs (decode.Vocabulary)
+    is_stop: Callable[[int], bool]
+    token_bytes: Callable[[int], bytes]
+    # llama.cpp's pointers and structs are Any: llama_cpp declares its pointer types as
+    # NewType(int) but hands out ctypes objects, and its ctypes functions are untyped to mypy.
     _cfg: EngineConfig
     _model: Any
     _n_vocab: int
@@ -36,18 +47,18 @@ class BatchSlots:
     _attached: dict[int, object]
     _last_prefill: int
     _refused_noted: bool
-    _vector: Any
-    _logits: tuple[int, Any] | None
+    _vector: BatchSampler | None
+    _logits: tuple[int | None, NDArray[np.float32]] | None  # (address, numpy view)
 
     # ---- sizing and the context --------------------------------------------------------------
 
     def _kv_bytes_per_cell(self) -> int:
         import llama_cpp
 
-        n_layer = llama_cpp.llama_model_n_layer(self._model)
+        n_layer: int = llama_cpp.llama_model_n_layer(self._model)
         n_head = max(1, llama_cpp.llama_model_n_head(self._model))
-        n_head_kv = llama_cpp.llama_model_n_head_kv(self._model)
-        n_embd = llama_cpp.llama_model_n_embd(self._model)
+        n_head_kv: int = llama_cpp.llama_model_n_head_kv(self._model)
+        n_embd: int = llama_cpp.llama_model_n_embd(self._model)
         head_dim = self._meta_int("attention.key_length") or n_embd // n_head
         return 2 * 2 * n_layer * n_head_kv * head_dim  # K and V, f16
 
@@ -239,11 +250,12 @@ class BatchSlots:
         steps = np.fromiter((seq.steps for seq in rows), dtype=np.int64, count=n)
         first = rows[0].sampling
         if all(seq.sampling.draw_key == first.draw_key for seq in rows):
-            return self._vector.sample(logits, first, seeds, steps).tolist()
+            tokens: list[int] = self._vector.sample(logits, first, seeds, steps).tolist()
+            return tokens
         return [self._vector.sample_one(logits[i], seq.sampling, seq.sampling.seed, seq.steps)
                 for i, seq in enumerate(rows)]  # mixed samplings in one batch: row by row
 
-    def _logits_view(self):  # noqa: ANN202 - a numpy array over llama.cpp's logits buffer
+    def _logits_view(self) -> NDArray[np.float32]:
         """All rows of llama.cpp's logits buffer as one numpy array, made again only when
         llama.cpp moves the buffer (building the view costs more than a K = 1 draw)."""
         import llama_cpp

@@ -45,7 +45,8 @@ class Call:
     """State shared by the threads of one generate_many call."""
 
     def __init__(self, k: int) -> None:
-        self.inbox: queue.Queue = queue.Queue()
+        # (kind, payload): the payload's type follows the kind (see ServerEngine.generate_many)
+        self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.live: dict[int, Accumulator] = {}
         self.ended = 0
         self._stop = threading.Event()
@@ -93,12 +94,12 @@ class Accumulator:
         self.bytes = 0
         self.first: float | None = None
         self.finish: str | None = None
-        self.usage: dict = {}
+        self.usage: dict[str, Any] = {}
 
     def _emit(self, kind: str, text: str) -> None:
         self.call.inbox.put(("event", TextEvent(self.sample, text, kind)))
 
-    def delta(self, delta: dict) -> None:
+    def delta(self, delta: dict[str, Any]) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         content = delta.get("content")
         if isinstance(reasoning, str) and reasoning:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from mathsolve.config import DEFAULT_MODEL, QUANT_CHOICES
 from mathsolve.engine.llama import check_gguf_file
@@ -266,8 +267,9 @@ def list_models() -> list[CachedModel]:
                 found = _load_cached(mdir, repo, quant, verify=False, hash_if_changed=False)
                 if found is None:
                     status = f"unfinished pull: run `{_pull_cmd(repo, quant)}`"
-                else:
-                    repo, revision = found.manifest["repo"], found.manifest["revision"]
+                else:  # _load_cached always reads a manifest
+                    manifest = cast("dict[str, Any]", found.manifest)
+                    repo, revision = manifest["repo"], manifest["revision"]
             except ModelError as exc:
                 status = str(exc)
             out.append(CachedModel(mdir.name, repo, quant, size, gguf, revision, status))

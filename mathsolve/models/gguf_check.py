@@ -149,9 +149,8 @@ def _scan(r: _Reader) -> Metadata:
     for i in range(n_kv):
         _read_kv(r, meta, i)
     alignment = meta.values.get("general.alignment", 32)
-    if "general.alignment" in meta.values and (
-            meta.arrays.get("general.alignment") or not isinstance(alignment, int)
-            or alignment <= 0 or alignment & (alignment - 1)):
+    if (not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1)
+            or ("general.alignment" in meta.values and meta.arrays.get("general.alignment"))):
         raise _Bad(f"general.alignment {alignment!r} is not a power of two")
     infos = [_read_tensor_info(r, i) for i in range(n_tensors)]
     names = [name for name, *_ in infos]

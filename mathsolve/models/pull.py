@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from mathsolve.errors import ModelError, PullError
 from mathsolve.models.cache import (
@@ -155,10 +156,12 @@ def pull(
                 found = _load_cached(mdir, repo, quant, verify=False, locked=True)
             except ModelError:
                 found = None  # damaged: pull again over it
+            # _load_cached always reads a manifest (only a model given as a file has none)
+            cached = cast("dict[str, Any]", found.manifest) if found is not None else {}
             if found is not None and revision in (
                 None,
-                found.manifest["revision"],
-                found.manifest.get("requested_revision"),
+                cached["revision"],
+                cached.get("requested_revision"),
             ):
                 say(f"{repo} ({quant}) is already in the cache; --force pulls it again")
                 return found
@@ -201,7 +204,7 @@ def _finish(
         _convert(src, tmp, quant, stages)
         size = tmp.stat().st_size
         digest = sha256_file(tmp, _bytes_of(stages, "sha256", size))
-        manifest = {
+        manifest: dict[str, Any] = {
             "repo": repo,
             "revision": sha,
             "requested_revision": revision,

@@ -23,7 +23,7 @@ def _console(file: TextIO) -> Any:
 
     # rich writes no ANSI codes when the stream is not a terminal; with NO_COLOR it only drops
     # colours, so no colour system at all keeps bold/dim codes out too.
-    plain = {"color_system": None} if os.environ.get("NO_COLOR") else {}
+    plain: dict[str, Any] = {"color_system": None} if os.environ.get("NO_COLOR") else {}
     return Console(file=file, highlight=False, soft_wrap=True, **plain)
 
 

@@ -10,13 +10,18 @@ ModelError instead of a traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mathsolve.config import SYSTEM_PROMPT
 from mathsolve.errors import ModelError
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 EOS_TOKEN = "<|im_end|>"
 
 
-def training_messages(problem: str) -> list[dict[str, str]]:
+def training_messages(problem: str) -> list[ChatCompletionRequestMessage]:
     """The two messages the model saw in training: the fixed system prompt and the problem."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -34,7 +39,7 @@ def render_prompt(chat_template: str, problem: str, *, think: bool = True) -> st
         formatter = Jinja2ChatFormatter(
             chat_template, eos_token=EOS_TOKEN, bos_token="", add_generation_prompt=True
         )
-        kwargs = {} if think else {"enable_thinking": False}
+        kwargs: dict[str, Any] = {} if think else {"enable_thinking": False}
         return formatter(messages=training_messages(problem), **kwargs).prompt
     except SecurityError as exc:
         raise ModelError(
