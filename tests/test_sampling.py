@@ -16,7 +16,7 @@ import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
 from mathsolve.engine.llama import Engine
-from mathsolve.engine.sampling import BatchSampler, top_k, uniforms
+from mathsolve.engine.sampling import BatchSampler, _by_blocks, _near_best, top_k, uniforms
 
 PATHS = ["vector", "chain", "graph"]
 PROBLEM = "Write a long story about a dragon."
@@ -138,6 +138,7 @@ def test_a_rows_draw_does_not_depend_on_the_other_rows(name):
     rows = np.stack([synthetic_logits(151936, seed) for seed in range(9)])
     rows[2] += 95.0  # exp would overflow without the shift
     rows[5] -= 200.0  # exp would vanish everywhere without the shift
+    rows[7] = wide_logits(151936, 7)  # few tokens near the best: weighed alone
     together, alone = BatchSampler(151936, threads=2), BatchSampler(151936, threads=1)
     seeds = np.arange(9) * 7 + 1
     for step in range(5):
@@ -156,6 +157,61 @@ def test_greedy_vector_sampler_is_argmax():
     sampler = BatchSampler(151936)
     picks = sampler.sample(logits, SamplingConfig(temperature=0.0), np.arange(9), np.zeros(9))
     np.testing.assert_array_equal(picks, logits.argmax(axis=1))
+
+
+def wide_logits(vocab: int, seed: int = 0) -> np.ndarray:
+    """Logits spread like the tiny real-vocabulary models' (std ~12): a few hundred tokens
+    within 40 of the best, so the full-vocabulary draw weighs only those."""
+    rng = np.random.default_rng(seed)
+    row = (rng.standard_normal(vocab) * 12.0).astype(np.float32)
+    head = rng.choice(vocab, 30, replace=False)
+    row[head] = np.linspace(60.0, 57.0, 30, dtype=np.float32)
+    return row
+
+
+def test_the_full_vocabulary_weighs_only_tokens_near_the_best_when_they_are_few():
+    wide, narrow = wide_logits(151936), synthetic_logits(151936)
+    ids, best = _near_best(wide, 1.0, None)
+    assert best == float(wide.max()) and list(ids) == sorted(ids)
+    assert set(ids.tolist()) == set(np.flatnonzero(wide >= best - 40.0).tolist())
+    left_out = np.exp(np.delete(wide, ids).astype(np.float64) - best).sum()
+    assert left_out < 1e-12 * np.exp(wide[ids].astype(np.float64) - best).sum()
+    assert _near_best(narrow, 1.0, None) is None  # every token within 40: the block path
+    assert len(_near_best(wide, 2.0, None)[0]) < len(ids)  # T 0.5 (inv 2): within 20 of the best
+    assert _near_best(wide, 0.5, None) is None  # T 2: within 80, too many
+    assert (wide[_near_best(wide, 1.0, best - 1.0)[0]] >= best - 1.0).all()  # the min-p cut
+
+
+@pytest.mark.parametrize("name", ["card", "min-p-0.2"])
+def test_draws_near_the_best_follow_the_chain_distribution(name):
+    s = SamplingConfig(**{**CONFIGS[name], "temperature": 1.3})
+    row = wide_logits(151936, 1)
+    probs = reference_probs(row, s)
+    sampler = BatchSampler(151936, threads=2)
+    counts: Counter = Counter()
+    for step in range(30):
+        counts.update(sampler.sample(np.tile(row, (100, 1)), s, np.arange(100),
+                                     np.full(100, step)).tolist())
+    sampler.close()
+    assert not chi_square_rejects(counts, probs)
+    assert chi_square_rejects(counts, reference_probs(row, SamplingConfig(**{**CONFIGS[name], "temperature": 2.0})))
+
+
+def test_near_the_best_and_by_blocks_draw_the_same_token_for_the_same_number():
+    s = SamplingConfig(**CARD)
+    rows = np.stack([wide_logits(151936, seed) for seed in range(4)])
+    u = uniforms(np.arange(4) + 11, np.zeros(4, dtype=np.int64))
+    scratch = np.zeros(-(-151936 // 1024) * 1024, dtype=np.float32)
+    for shift in np.linspace(0.0, 1.0, 250, endpoint=False):
+        uu = (u + shift) % 1.0
+        near = BatchSampler(151936).sample(rows, s, np.arange(4) + 11, np.zeros(4)) if shift == 0 else None
+        blocks = _by_blocks(rows, [0, 1, 2, 3], s, uu, scratch, [None] * 4)
+        ids = [_near_best(rows[r], 1.0, None) for r in range(4)]
+        for r, (found, best) in enumerate(ids):
+            cum = np.cumsum(np.exp(rows[r, found].astype(np.float64) - best))
+            assert found[np.searchsorted(cum, uu[r] * cum[-1])] == blocks[r]
+        if near is not None:
+            assert near.tolist() == blocks.tolist()
 
 
 # ---- the engine's three paths on real small models ---------------------------------------------

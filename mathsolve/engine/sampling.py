@@ -10,8 +10,11 @@ together with numpy, on all cores, touching the logits about once:
 * top-k (k > 0, then top-p, min-p, temperature, draw on those k): the k largest logits are
   found through block maxima (the k-th largest block maximum bounds the k-th largest logit,
   so only k blocks can hold the top k), then the chain runs on a K x k array;
-* the full vocabulary (top-k 0, top-p 1, optional min-p): one softmax pass, block sums, and an
-  inverse-CDF draw inside the chosen block.
+* the full vocabulary (top-k 0, top-p 1, optional min-p): an inverse-CDF draw in token order.
+  When the tokens within 40/T of the best logit are few (an eighth of the vocabulary or less),
+  only they are weighed: the rest hold under V * e^-40 (7e-13 for Qwen3) of the probability, far
+  below float32's resolution of the total. Otherwise one softmax pass, block sums, and the
+  draw inside the chosen block.
 
 The order of the chain and the cut-offs are llama.cpp's (top-k -> top-p -> min-p ->
 temperature -> draw), so the distribution sampled is the same; the random numbers are not.
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 _BLOCK = 1024  # columns per block in top_k (151,936 = 148 x 1024 + 384)
 _SUM_BLOCK = 1024  # columns per block of the full-vocabulary draw
+_CUT_NATS = 40.0  # full vocabulary: weights below e^-40 of the best are left out (see above)
 
 
 PATH_TEXT = {
@@ -244,9 +248,52 @@ def _weights(x: np.ndarray, shift: float, inv: float, cut: float | None,
     return out
 
 
+def _near_best(row: np.ndarray, inv: float, cut: float | None) -> tuple[np.ndarray, float] | None:
+    """The ids (in token order) of the logits within _CUT_NATS / inv of the best one and above
+    the min-p cut, and the best logit; None when they are too many for this to pay."""
+    import numpy as np
+
+    best = float(row.max())
+    if not math.isfinite(best):
+        return None
+    low = best - _CUT_NATS / inv
+    if cut is not None:
+        low = max(low, cut)
+    ids = np.flatnonzero(row >= low)
+    if len(ids) * 8 > len(row):
+        return None
+    return ids, best
+
+
 def _full_vocabulary(logits: np.ndarray, s: SamplingConfig, u: np.ndarray,
                      scratch: np.ndarray) -> np.ndarray:
-    """Softmax over every token (optionally cut by min-p), inverse CDF by blocks.
+    """Softmax over every token that counts (optionally cut by min-p), inverse CDF.
+
+    A row whose likely tokens sit in few blocks weighs only those (`_near_best`); any other
+    row goes through the block path below, decided by that row alone."""
+    import numpy as np
+
+    n = logits.shape[0]
+    inv = 1.0 / s.temperature
+    cuts = (logits.max(axis=1) + math.log(s.min_p)).tolist() if s.min_p > 0.0 else [None] * n
+    picks = np.zeros(n, dtype=np.int64)
+    rest: list[int] = []
+    for r in range(n):
+        found = _near_best(logits[r], inv, cuts[r])
+        if found is None:
+            rest.append(r)
+            continue
+        ids, best = found
+        cum = np.cumsum(np.exp((logits[r, ids].astype(np.float64) - best) * inv))
+        picks[r] = ids[min(int(np.searchsorted(cum, u[r] * cum[-1])), len(ids) - 1)]
+    if rest:
+        picks[rest] = _by_blocks(logits, rest, s, u[rest], scratch, [cuts[r] for r in rest])
+    return picks
+
+
+def _by_blocks(logits: np.ndarray, rows: list[int], s: SamplingConfig, u: np.ndarray,
+               scratch: np.ndarray, cuts: list[float | None]) -> np.ndarray:
+    """Softmax over every token of logits[rows] (optionally cut by min-p), inverse CDF by blocks.
 
     Row by row, into `scratch` (one row, padded with zeros to whole blocks, small enough to
     stay in the core's cache): the exp of every logit, summed per block. The running sum of
@@ -256,20 +303,19 @@ def _full_vocabulary(logits: np.ndarray, s: SamplingConfig, u: np.ndarray,
     """
     import numpy as np
 
-    n, vocab = logits.shape
+    n, vocab = len(rows), logits.shape[1]
     inv = 1.0 / s.temperature
-    cuts = (logits.max(axis=1) + math.log(s.min_p)).tolist() if s.min_p > 0.0 else [None] * n
     shifts = [0.0] * n
     tiles = scratch.reshape(-1, _SUM_BLOCK)
     sums = np.empty((n, len(tiles)), dtype=np.float64)
-    for r in range(n):
-        _weights(logits[r], 0.0, inv, cuts[r], scratch[:vocab])
+    for r, row in enumerate(rows):
+        _weights(logits[row], 0.0, inv, cuts[r], scratch[:vocab])
         with np.errstate(over="ignore", invalid="ignore"):  # inf: redone with the shift below
             block_sums = tiles.sum(axis=1)
             total = float(block_sums.sum())
         if not (math.isfinite(total) and total > 1e-30):  # overflow, or all underflowed
-            shifts[r] = float(logits[r].max())
-            _weights(logits[r], shifts[r], inv, cuts[r], scratch[:vocab])
+            shifts[r] = float(logits[row].max())
+            _weights(logits[row], shifts[r], inv, cuts[r], scratch[:vocab])
             block_sums = tiles.sum(axis=1)
         sums[r] = block_sums
     cum = np.cumsum(sums, axis=1)
@@ -278,7 +324,7 @@ def _full_vocabulary(logits: np.ndarray, s: SamplingConfig, u: np.ndarray,
     picks = []
     for r, b in enumerate(blocks):
         start, stop = b * _SUM_BLOCK, min(vocab, (b + 1) * _SUM_BLOCK)
-        seg = _weights(logits[r, start:stop], shifts[r], inv, cuts[r],
+        seg = _weights(logits[rows[r], start:stop], shifts[r], inv, cuts[r],
                        np.empty(stop - start, dtype=np.float32))
         inside = np.cumsum(seg, dtype=np.float64) + (cum[r, b - 1] if b else 0.0)
         picks.append(start + min(int(np.searchsorted(inside, target[r])), stop - start - 1))
