@@ -123,7 +123,7 @@ class Solver:
 
     @property
     def engine(self) -> EngineProtocol[Any]:
-        """The engine (engine.Engine or server.ServerEngine), for diagnostics."""
+        """The engine (engine.llama.Engine or engine.server.ServerEngine), for diagnostics."""
         if self._engine is None:
             raise UsageError("this Solver is closed; make a new one")
         return self._engine
@@ -291,7 +291,7 @@ def _problem(item: str | Problem, index: int, *, strict: bool) -> Problem:
     if isinstance(item, Problem):
         return item
     if not isinstance(item, str):
-        raise TypeError(f"a problem is a str or a mathsolve.solving.inputs.Problem, not {type(item).__name__}")
+        raise TypeError(f"a problem is a str or a mathsolve.Problem, not {type(item).__name__}")
     try:
         return Problem(str(index), check_text(item))
     except InputError as exc:

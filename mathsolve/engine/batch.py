@@ -24,7 +24,7 @@ from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, Samp
 
 
 class Slots(Protocol):
-    """What the scheduler asks of the engine (engine.Engine implements it)."""
+    """What the scheduler asks of the engine (llama.Engine implements it, with slots.BatchSlots)."""
 
     def best_slot(self, free: list[int], prefix: list[int]) -> int: ...
 

@@ -1,6 +1,6 @@
 """Engine: the interfaces the solve flow drives, which both engines satisfy.
 
-`EngineProtocol` is what solve, vote and eval need of any engine: engine.Engine (local
+`EngineProtocol` is what solve, vote and eval need of any engine: llama.Engine (local
 llama.cpp, prompts are strings) and server.ServerEngine (an OpenAI-compatible server, prompts
 are chat messages) both satisfy it. Two narrower capabilities sit beside it instead of
 `hasattr` probing: `InFlightEngine` (the local engine keeps several problems' samples in one

@@ -1,6 +1,6 @@
 """Engine: an OpenAI-compatible server (vLLM, llama.cpp's server, llama-cpp-python's).
 
-Satisfies engines.EngineProtocol as `engine.Engine` does (render, generate, generate_many,
+Satisfies protocol.EngineProtocol as `llama.Engine` does (render, generate, generate_many,
 close, load_seconds), so solve, voting and eval do not know which one they drive. The server applies the model's
 chat template to the training-format messages; we stream `/v1/chat/completions` (SSE).
 
