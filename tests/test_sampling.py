@@ -16,7 +16,7 @@ import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
 from mathsolve.engine.llama import Engine
-from mathsolve.engine.sampling import BatchSampler, _by_blocks, _near_best, top_k, uniforms
+from mathsolve.engine.sampling import BatchSampler, _by_blocks, _full_vocabulary, _near_best, top_k, uniforms
 
 PATHS = ["vector", "chain", "graph"]
 PROBLEM = "Write a long story about a dragon."
@@ -171,15 +171,16 @@ def wide_logits(vocab: int, seed: int = 0) -> np.ndarray:
 
 def test_the_full_vocabulary_weighs_only_tokens_near_the_best_when_they_are_few():
     wide, narrow = wide_logits(151936), synthetic_logits(151936)
-    ids, best = _near_best(wide, 1.0, None)
-    assert best == float(wide.max()) and list(ids) == sorted(ids)
+    best = float(wide.max())
+    ids = _near_best(wide, best, 1.0, None)
+    assert list(ids) == sorted(ids)
     assert set(ids.tolist()) == set(np.flatnonzero(wide >= best - 40.0).tolist())
     left_out = np.exp(np.delete(wide, ids).astype(np.float64) - best).sum()
     assert left_out < 1e-12 * np.exp(wide[ids].astype(np.float64) - best).sum()
-    assert _near_best(narrow, 1.0, None) is None  # every token within 40: the block path
-    assert len(_near_best(wide, 2.0, None)[0]) < len(ids)  # T 0.5 (inv 2): within 20 of the best
-    assert _near_best(wide, 0.5, None) is None  # T 2: within 80, too many
-    assert (wide[_near_best(wide, 1.0, best - 1.0)[0]] >= best - 1.0).all()  # the min-p cut
+    assert _near_best(narrow, float(narrow.max()), 1.0, None) is None  # every token within 40: the block path
+    assert len(_near_best(wide, best, 2.0, None)) < len(ids)  # T 0.5 (inv 2): within 20 of the best
+    assert _near_best(wide, best, 0.5, None) is None  # T 2: within 80, too many
+    assert (wide[_near_best(wide, best, 1.0, best - 1.0)] >= best - 1.0).all()  # the min-p cut
 
 
 @pytest.mark.parametrize("name", ["card", "min-p-0.2"])
@@ -200,18 +201,17 @@ def test_draws_near_the_best_follow_the_chain_distribution(name):
 def test_near_the_best_and_by_blocks_draw_the_same_token_for_the_same_number():
     s = SamplingConfig(**CARD)
     rows = np.stack([wide_logits(151936, seed) for seed in range(4)])
-    u = uniforms(np.arange(4) + 11, np.zeros(4, dtype=np.int64))
+    bests = rows.max(axis=1).tolist()
+    assert all(_near_best(rows[r], bests[r], 1.0, None) is not None for r in range(4))
     scratch = np.zeros(-(-151936 // 1024) * 1024, dtype=np.float32)
+    seeds = np.arange(4) + 11
+    u = uniforms(seeds, np.zeros(4, dtype=np.int64))
     for shift in np.linspace(0.0, 1.0, 250, endpoint=False):
         uu = (u + shift) % 1.0
-        near = BatchSampler(151936).sample(rows, s, np.arange(4) + 11, np.zeros(4)) if shift == 0 else None
-        blocks = _by_blocks(rows, [0, 1, 2, 3], s, uu, scratch, [None] * 4)
-        ids = [_near_best(rows[r], 1.0, None) for r in range(4)]
-        for r, (found, best) in enumerate(ids):
-            cum = np.cumsum(np.exp(rows[r, found].astype(np.float64) - best))
-            assert found[np.searchsorted(cum, uu[r] * cum[-1])] == blocks[r]
-        if near is not None:
-            assert near.tolist() == blocks.tolist()
+        blocks = _by_blocks(rows, [0, 1, 2, 3], s, uu, scratch, [None] * 4, bests)
+        assert _full_vocabulary(rows, s, uu, scratch).tolist() == blocks.tolist()
+    blocks = _by_blocks(rows, [0, 1, 2, 3], s, u, scratch, [None] * 4, bests)
+    assert BatchSampler(151936).sample(rows, s, seeds, np.zeros(4)).tolist() == blocks.tolist()
 
 
 # ---- the engine's three paths on real small models ---------------------------------------------

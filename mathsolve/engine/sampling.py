@@ -248,12 +248,11 @@ def _weights(x: np.ndarray, shift: float, inv: float, cut: float | None,
     return out
 
 
-def _near_best(row: np.ndarray, inv: float, cut: float | None) -> tuple[np.ndarray, float] | None:
-    """The ids (in token order) of the logits within _CUT_NATS / inv of the best one and above
-    the min-p cut, and the best logit; None when they are too many for this to pay."""
+def _near_best(row: np.ndarray, best: float, inv: float, cut: float | None) -> np.ndarray | None:
+    """The ids (in token order) of the logits within _CUT_NATS / inv of the best one (`best`,
+    the row's maximum) and above the min-p cut; None when they are too many for this to pay."""
     import numpy as np
 
-    best = float(row.max())
     if not math.isfinite(best):
         return None
     low = best - _CUT_NATS / inv
@@ -262,37 +261,38 @@ def _near_best(row: np.ndarray, inv: float, cut: float | None) -> tuple[np.ndarr
     ids = np.flatnonzero(row >= low)
     if len(ids) * 8 > len(row):
         return None
-    return ids, best
+    return ids
 
 
 def _full_vocabulary(logits: np.ndarray, s: SamplingConfig, u: np.ndarray,
                      scratch: np.ndarray) -> np.ndarray:
     """Softmax over every token that counts (optionally cut by min-p), inverse CDF.
 
-    A row whose likely tokens sit in few blocks weighs only those (`_near_best`); any other
-    row goes through the block path below, decided by that row alone."""
+    A row with few likely tokens weighs only those (`_near_best`); any other row goes through
+    the block path below, decided by that row alone. Each row's maximum is found once."""
     import numpy as np
 
     n = logits.shape[0]
     inv = 1.0 / s.temperature
-    cuts = (logits.max(axis=1) + math.log(s.min_p)).tolist() if s.min_p > 0.0 else [None] * n
+    bests: list[float] = logits.max(axis=1).tolist()
+    cuts = [b + math.log(s.min_p) for b in bests] if s.min_p > 0.0 else [None] * n
     picks = np.zeros(n, dtype=np.int64)
     rest: list[int] = []
     for r in range(n):
-        found = _near_best(logits[r], inv, cuts[r])
-        if found is None:
+        ids = _near_best(logits[r], bests[r], inv, cuts[r])
+        if ids is None:
             rest.append(r)
             continue
-        ids, best = found
-        cum = np.cumsum(np.exp((logits[r, ids].astype(np.float64) - best) * inv))
+        cum = np.cumsum(np.exp((logits[r, ids].astype(np.float64) - bests[r]) * inv))
         picks[r] = ids[min(int(np.searchsorted(cum, u[r] * cum[-1])), len(ids) - 1)]
     if rest:
-        picks[rest] = _by_blocks(logits, rest, s, u[rest], scratch, [cuts[r] for r in rest])
+        picks[rest] = _by_blocks(logits, rest, s, u[rest], scratch, [cuts[r] for r in rest],
+                                 [bests[r] for r in rest])
     return picks
 
 
 def _by_blocks(logits: np.ndarray, rows: list[int], s: SamplingConfig, u: np.ndarray,
-               scratch: np.ndarray, cuts: list[float | None]) -> np.ndarray:
+               scratch: np.ndarray, cuts: list[float | None], bests: list[float]) -> np.ndarray:
     """Softmax over every token of logits[rows] (optionally cut by min-p), inverse CDF by blocks.
 
     Row by row, into `scratch` (one row, padded with zeros to whole blocks, small enough to
@@ -314,7 +314,7 @@ def _by_blocks(logits: np.ndarray, rows: list[int], s: SamplingConfig, u: np.nda
             block_sums = tiles.sum(axis=1)
             total = float(block_sums.sum())
         if not (math.isfinite(total) and total > 1e-30):  # overflow, or all underflowed
-            shifts[r] = float(logits[row].max())
+            shifts[r] = bests[r]
             _weights(logits[row], shifts[r], inv, cuts[r], scratch[:vocab])
             block_sums = tiles.sum(axis=1)
         sums[r] = block_sums
