@@ -78,6 +78,10 @@ def main() -> None:
 
     from llama_cpp import Llama
 
+    from mathsolve.engine.native import patch_llama_defaults
+
+    patch_llama_defaults()  # the same weights buffers as the engine (see native.model_params)
+
     from mathsolve.config import EngineConfig
     from mathsolve.engine.llama import Engine
 

@@ -32,6 +32,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_decode import default_model  # noqa: E402
 
+from mathsolve.engine.native import LLAMA_SERVER  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "gsm8k_test.jsonl"
 
 
@@ -43,7 +45,7 @@ def free_port() -> int:
 
 def start_server(model: Path, threads: int, n_ctx: int, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-c", LLAMA_SERVER, "--model", str(model), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
            "--model_alias", "bench", "--interrupt_requests", "False"]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)

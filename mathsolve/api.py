@@ -21,6 +21,7 @@ from typing import Any
 
 from mathsolve.answers.grade import Grade
 from mathsolve.config import (
+    ANSWER_ALLOWANCE,
     CHECK_TIMEOUT_S,
     DEFAULT_CTX,
     DEFAULT_MAX_TOKENS,
@@ -75,6 +76,8 @@ class Solver:
                  min_p: float = DEFAULT_MIN_P, seed: int | None = None,
                  max_tokens: int = DEFAULT_MAX_TOKENS, ctx: int = DEFAULT_CTX,
                  think: bool = True, check: bool = True, stop_when_decided: bool = False,
+                 confidence: float | None = None, thinking_budget: int | None = None,
+                 time_limit: float | None = None,
                  threads: int | None = None, gpu: bool = True, parallel: int | None = None,
                  sampler: str = "auto", server: str | None = None, api_key: str | None = None,
                  concurrency: int | None = None, offline: bool = False, pull: bool = False,
@@ -88,9 +91,10 @@ class Solver:
                                 sampler=sampler, parallel=parallel),
             sampling=SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k,
                                     min_p=min_p, max_tokens=max_tokens,
+                                    thinking_budget=thinking_budget, time_limit=time_limit,
                                     seed=random_seed(samples) if seed is None else seed),
             solve=SolveOptions(samples=samples, think=think, check=check,
-                               stop_when_decided=stop_when_decided))
+                               stop_when_decided=stop_when_decided, confidence=confidence))
         self._start(settings, note=on_note, pull=pull, stages=None)
 
     @classmethod
@@ -322,6 +326,14 @@ def validate(settings: Settings) -> None:
     _check_range("max_tokens", s.max_tokens, 1, None)
     _check_range("ctx", e.n_ctx, 256, None)
     _check_range("samples", o.samples, 1, 64)
+    _check_range("confidence", o.confidence, 0.5, 1, low_open=True)
+    if o.confidence is not None and o.confidence >= 1:
+        raise UsageError(f"confidence must be below 1 (a vote is never certain), got {o.confidence!r}")
+    _check_range("thinking_budget", s.thinking_budget, 0, None)
+    _check_range("time_limit", s.time_limit, 0, None, low_open=True)
+    if s.thinking_budget is not None and s.thinking_budget + ANSWER_ALLOWANCE >= e.n_ctx:
+        raise UsageError(f"thinking budget {s.thinking_budget} leaves no room for the answer in a "
+                         f"context of {e.n_ctx} tokens; lower it or raise --ctx")
     _check_range("threads", e.n_threads, 1, None)
     _check_range("parallel", e.parallel, 1, 256)
     _check_range("concurrency", m.concurrency, 1, 256)

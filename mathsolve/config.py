@@ -21,6 +21,21 @@ DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
 SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.sampling.choose_path
+# Budgets (--thinking-budget, --time-limit): a sample at its budget is steered to an answer.
+# Inside an open <think> block it gets Qwen's documented sentence (Qwen3 docs, "thinking
+# budget") and </think>; then, and outside a think block, a final-answer cue that leads into
+# \boxed{, and ANSWER_ALLOWANCE tokens more for the answer.
+BUDGET_THINK_CUE = ("\n\nConsidering the limited time by the user, I have to give the solution "
+                    "based on the thinking directly now.\n</think>\n\n")
+BUDGET_ANSWER_CUE = "The final answer is $\\boxed{"
+ANSWER_ALLOWANCE = 64  # tokens after the cue
+
+
+def budget_cue(in_think: bool, at_start: bool = False) -> str:
+    """The text that steers a sample at its budget: the think cue inside an open <think>
+    block, then the answer cue (after a paragraph break unless nothing was generated yet)."""
+    lead = BUDGET_THINK_CUE if in_think else "" if at_start else "\n\n"
+    return lead + BUDGET_ANSWER_CUE
 
 
 def random_seed(samples: int = 1) -> int:
@@ -40,6 +55,8 @@ class SamplingConfig:
     min_p: float = DEFAULT_MIN_P
     seed: int = 0
     max_tokens: int = DEFAULT_MAX_TOKENS
+    thinking_budget: int | None = None  # tokens a sample generates before it is steered to an answer
+    time_limit: float | None = None  # seconds per problem, wall clock, before its samples are steered
 
     def with_seed(self, seed: int) -> SamplingConfig:
         return SamplingConfig(**{**asdict(self), "seed": seed})
@@ -89,6 +106,7 @@ class SolveOptions:
     check: bool = True
     check_timeout: float = CHECK_TIMEOUT_S
     stop_when_decided: bool = False
+    confidence: float | None = None  # stop the samples once the vote's confidence reaches this
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,14 @@ SHARED = Path(os.environ.get("MATHSOLVE_SHARED", REPO.parent / "shared"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests that build llama-cpp-python's own `Llama` load models as mathsolve does: on a CPU
+    with AMX the extra buffer types crash llama.cpp (see mathsolve.engine.native.model_params)."""
+    from mathsolve.engine.native import patch_llama_defaults
+
+    patch_llama_defaults()
+
+
 def require_shared(*parts: str) -> Path:
     """Path under ../shared; skip on a user's machine when absent, fail in CI."""
     path = SHARED.joinpath(*parts)

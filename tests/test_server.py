@@ -19,6 +19,7 @@ from fakeserver import FakeServer
 
 from mathsolve.config import SamplingConfig
 from mathsolve.engine.llama import GenerationInterrupted
+from mathsolve.engine.native import LLAMA_SERVER
 from mathsolve.engine.server import ServerEngine, normalise_url
 from mathsolve.engine.sse import retry_after
 from mathsolve.errors import EngineError, UsageError
@@ -64,7 +65,7 @@ def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
     arrives, which would cut concurrent samples short."""
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf),
+    cmd = [sys.executable, "-c", LLAMA_SERVER, "--model", str(smollm2_gguf),
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
            "--model_alias", "smollm2", "--api_key", SECRET, "--interrupt_requests", "False"]
     with open(log, "wb") as sink:

@@ -57,3 +57,23 @@ def vote(answers: list[str | None], *, timeout: float = CHECK_TIMEOUT_S) -> Vote
     if not groups:
         return Vote(None, 0, len(answers), ())
     return Vote(groups[0].answer, groups[0].count, len(answers), tuple(groups))
+
+
+def confidence(leader: int, runner_up: int) -> float:
+    """Adaptive-Consistency's stopping statistic (Aggarwal et al., EMNLP 2023): with a uniform
+    prior on the share x of the leading answer between the two leading answers, the Beta
+    posterior's P(x > 1/2) = ∫_{1/2}^1 x^a (1-x)^b dx / ∫_0^1 x^a (1-x)^b dx for counts a, b.
+    For whole counts that is P(Binomial(a + b + 1, 1/2) <= a), computed exactly."""
+    from math import comb
+
+    if leader < 0 or runner_up < 0:
+        raise ValueError("vote counts are never negative")
+    n = leader + runner_up + 1
+    return sum(comb(n, j) for j in range(leader + 1)) / 2**n
+
+
+def vote_confidence(v: Vote) -> float | None:
+    """The confidence of a vote's leading answer; None when no sample has an answer."""
+    if not v.groups:
+        return None
+    return confidence(v.groups[0].count, v.groups[1].count if len(v.groups) > 1 else 0)

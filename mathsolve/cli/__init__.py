@@ -111,6 +111,18 @@ _SAMPLING_OPTIONS = [
     click.option("--stop-when-decided", is_flag=True,
                  help="With --samples: stop the remaining samples once the leading answer "
                       "has more votes than the runner-up could still reach."),
+    click.option("--confidence", type=click.FloatRange(0.5, 1, min_open=True, max_open=True),
+                 default=None, metavar="P",
+                 help="With --samples: stop the remaining samples once the vote's confidence "
+                      "(the Beta posterior that the leading answer is the majority) reaches P, "
+                      "e.g. 0.95."),
+    click.option("--thinking-budget", type=click.IntRange(0), default=None, metavar="N",
+                 help="Tokens a sample may reason before it is steered to an answer (the cue "
+                      "closes </think> and opens \\boxed{, then 64 tokens more); 0 answers at once."),
+    click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
+                 metavar="SECONDS",
+                 help="Wall-clock seconds per problem; then its samples are steered to an answer "
+                      "as with --thinking-budget."),
     click.option("--no-think", is_flag=True, help="Render the prompt with enable_thinking=False."),
     click.option("--threads", type=click.IntRange(1), default=None,
                  help="CPU threads [default: physical cores]."),

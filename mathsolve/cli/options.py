@@ -65,7 +65,10 @@ def settings_from(opts: Options, *, check: bool | None = None) -> Settings:
                             parallel=opts["parallel"]),
         sampling=SamplingConfig(temperature=opts["temperature"], top_p=opts["top_p"],
                                 top_k=opts["top_k"], min_p=opts["min_p"], seed=seed,
-                                max_tokens=opts["max_tokens"]),
+                                max_tokens=opts["max_tokens"],
+                                thinking_budget=opts["thinking_budget"],
+                                time_limit=opts["time_limit"]),
         solve=SolveOptions(samples=opts["samples"], think=not opts["no_think"],
                            stop_when_decided=opts["stop_when_decided"],
+                           confidence=opts["confidence"],
                            check=not opts["no_check"] if check is None else check))

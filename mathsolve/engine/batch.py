@@ -72,6 +72,7 @@ class Scheduler:
             self.live = []
 
     def _step(self) -> None:
+        self._deadlines()
         self.engine.decode_rows(self.live)
         tokens = self.engine.sample_rows(self.live, self.path)
         ended = []
@@ -82,12 +83,26 @@ class Scheduler:
         if ended:
             self._retire(ended)
 
+    def _deadlines(self) -> None:
+        """--time-limit: the samples of a job past its deadline are steered to an answer."""
+        now = None
+        for seq in self.live:
+            deadline = seq.job.deadline
+            if deadline is not None and seq.budget is None:
+                now = now or time.perf_counter()
+                if now >= deadline:
+                    seq.steer("time_limit")
+
     # ---- admission ---------------------------------------------------------------------------
 
     def _next_job(self) -> Job | None:
         job = self.current
         if job is not None and not job.cancelled and job.started < len(job.samplings):
-            return job
+            if job.deadline is None or time.perf_counter() < job.deadline:
+                return job
+            self._skip_unstarted(job)  # out of time: the samples not started never will be
+            if job.finished and self.on_done is not None:
+                self.on_done(job)
         while self.queue:
             job = self.queue.pop()
             if job.samplings:
@@ -103,6 +118,8 @@ class Scheduler:
             index = job.started
             if index == 0:
                 job.start = time.perf_counter()
+                limit = job.samplings[0].time_limit
+                job.deadline = job.start + limit if limit else None
             job.started += 1
             sibling = next((s for s in self.live if s.job is job), None)
             slot = self.engine.best_slot(self.free, job.tokens[:-1])
@@ -143,6 +160,9 @@ class Scheduler:
             self.live.remove(seq)
             self.free.append(seq.seq_id)
         self.free.sort()
+        self._skip_unstarted(job)
+
+    def _skip_unstarted(self, job: Job) -> None:
         n_prompt = len(job.tokens)
         for i in range(job.started, len(job.samplings)):
             job.done[i] = unstarted(i, job.samplings[i], n_prompt, "cancelled")

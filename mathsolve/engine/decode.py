@@ -43,6 +43,15 @@ class Completion:
     seconds: float
     prompt_seconds: float
     tokens: tuple[int, ...] = ()  # the token ids drawn (local engine), stop token included
+    budget: str | None = None  # "thinking_budget" or "time_limit" when the sample was steered
+    budget_at: int | None = None  # completion tokens generated when it was steered
+    budget_in_think: bool = False  # it was steered inside an open <think> block
+
+    def budget_record(self) -> dict[str, Any] | None:
+        """Where the budget was hit, as JSON records carry it (None: it was not)."""
+        if self.budget is None:
+            return None
+        return {"hit": self.budget, "at": self.budget_at, "in_think": self.budget_in_think}
 
 
 class GenerationInterrupted(KeyboardInterrupt):
@@ -111,6 +120,10 @@ class Vocabulary(Protocol):
 
     def token_bytes(self, token: int) -> bytes: ...
 
+    def cue_tokens(self, in_think: bool, at_start: bool = False) -> list[int]:
+        """The tokens that steer a sample at its budget to an answer (see config.budget_cue)."""
+        ...
+
 
 @dataclass(eq=False)
 class Job:
@@ -127,6 +140,7 @@ class Job:
     prompt_seconds: float = 0.0
     cancelled: bool = False
     start: float = 0.0  # when its first sample was admitted; samples' seconds count from here
+    deadline: float | None = None  # perf_counter time its samples are steered (--time-limit)
 
     @property
     def finished(self) -> bool:
@@ -166,6 +180,14 @@ class SampleState:
         self.start = job.start or time.perf_counter()
         self.seconds = 0.0
         self.prompt_seconds = 0.0
+        self.forced: list[int] = []  # cue tokens still to feed in place of drawn ones
+        self.budget: str | None = None
+        self.budget_at: int | None = None
+        self.budget_in_think = False
+        self.ctx_limit = self.max_tokens  # what the context allows, whatever a budget says
+        self.thinking_budget = self.sampling.thinking_budget
+        if self.thinking_budget is not None and self.thinking_budget <= 0:
+            self.steer("thinking_budget")  # a budget of 0 answers at once
 
     @property
     def steps(self) -> int:
@@ -173,11 +195,15 @@ class SampleState:
         return self.n_generated
 
     def accept(self, token: int) -> None:
-        """Record a sampled token; decide whether this sequence is finished."""
-        self.ids.append(token)
-        if self.vocab.is_stop(token):
+        """Record a sampled token (or the next cue token in its place, once steered); decide
+        whether this sequence is finished or has reached its thinking budget."""
+        if self.forced:
+            token = self.forced.pop(0)
+        elif self.vocab.is_stop(token):
+            self.ids.append(token)
             self.end("stop")
             return
+        self.ids.append(token)
         self.next_input = token
         self.pos += 1
         self.n_generated += 1
@@ -185,8 +211,34 @@ class SampleState:
             self.raw.append(self.vocab.token_bytes(token))
         else:
             self._text(self.utf8.feed(self.vocab.token_bytes(token)))
+        if (self.budget is None and self.thinking_budget is not None
+                and self.n_generated >= self.thinking_budget):
+            self.steer("thinking_budget")
         if self.n_generated >= self.max_tokens:
             self.end("length")
+
+    def steer(self, reason: str) -> bool:
+        """The budget is reached: feed the cue that leads to an answer, then allow
+        ANSWER_ALLOWANCE tokens more. Waits (returns False) while the text ends inside a
+        UTF-8 character, so the cue never splits one; called again on the next token."""
+        from mathsolve.config import ANSWER_ALLOWANCE
+
+        if self.budget is not None or self.finish is not None:
+            return True
+        if self._mid_character():
+            return False
+        text = self.text()
+        in_think = (self.job.in_think and "</think>" not in text) or \
+            text.rfind("<think>") > text.rfind("</think>")
+        self.forced = list(self.vocab.cue_tokens(in_think, self.n_generated == 0))
+        self.budget, self.budget_at, self.budget_in_think = reason, self.n_generated, in_think
+        self.max_tokens = min(self.ctx_limit, self.n_generated + len(self.forced) + ANSWER_ALLOWANCE)
+        return True
+
+    def _mid_character(self) -> bool:
+        if self.raw is not None:
+            return incomplete_utf8(b"".join(self.raw[-4:]))
+        return bool(self.utf8.pending())
 
     def end(self, reason: str) -> None:
         if self.raw is None:
@@ -219,7 +271,17 @@ class SampleState:
         reason = self.finish or ("interrupted" if interrupted else "length")
         return Completion(self.sample, self.sampling.seed, self.text(), reason,
                           self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds,
-                          tuple(self.ids))
+                          tuple(self.ids), self.budget, self.budget_at, self.budget_in_think)
+
+
+def incomplete_utf8(data: bytes) -> bool:
+    """True when `data` ends inside a UTF-8 character (its lead byte seen, not all the rest)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): how long is its character?
+            need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return need > back
+    return False
 
 
 def sampler_chain(s: SamplingConfig) -> object:  # a llama_sampler pointer (ctypes)

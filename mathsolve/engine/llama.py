@@ -86,6 +86,7 @@ class Engine(BatchSlots):
         self._logits = None  # (address, numpy view) of llama.cpp's logits buffer
         self._pieces: dict[int, bytes] = {}
         self._stops: dict[int, bool] = {}
+        self._cues: dict[tuple[bool, bool], list[int]] = {}
         self._stop_ids = self._find_stop_ids()
 
     # ---- loading -------------------------------------------------------------------------
@@ -275,6 +276,16 @@ class Engine(BatchSlots):
             stop = token in self._stop_ids or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
             self._stops[token] = stop
         return stop
+
+    def cue_tokens(self, in_think: bool, at_start: bool = False) -> list[int]:
+        """The budget cue's tokens (see config.budget_cue)."""
+        key = (in_think, at_start)
+        cue = self._cues.get(key)
+        if cue is None:
+            from mathsolve.config import budget_cue
+
+            cue = self._cues[key] = self.tokenize(budget_cue(in_think, at_start))
+        return cue
 
     def _find_stop_ids(self) -> frozenset[int]:
         ids = set()

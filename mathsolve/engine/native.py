@@ -56,10 +56,66 @@ def check_gguf_file(path: Path,
         raise ModelError(f"{path} is not a GGUF file (bad magic {head!r}); {fix}")
 
 
-def _load_model(path: Path, *, gpu: bool) -> Any:  # a llama_model pointer (ctypes), or None
+@functools.lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """True on CPUs with Intel AMX (Sapphire Rapids and later), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split() or "amx_tile" in line.split()
+    except OSError:
+        return False
+    return False
+
+
+def model_params(*, gpu: bool) -> Any:  # llama_cpp.llama_model_params
+    """llama.cpp's model parameters as mathsolve loads every model.
+
+    On a CPU with AMX, llama.cpp (the build in llama-cpp-python 0.3.36) repacks quantised
+    weights into its AMX buffer and then crashes in ggml_backend_amx_mul_mat on the first
+    decode (llama.cpp issue #20824, open; seen on this project's Sapphire Rapids machines with
+    Q4_1, Q8_0 and Q4_K files). There the extra buffer types are turned off: the weights stay
+    in plain CPU buffers, which decode correctly. MATHSOLVE_EXTRA_BUFTS=1 keeps them on.
+    """
+    import os
+
     import llama_cpp
 
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = -1 if gpu else 0
+    if cpu_has_amx() and os.environ.get("MATHSOLVE_EXTRA_BUFTS") != "1":
+        params.use_extra_bufts = False
+    return params
+
+
+def _load_model(path: Path, *, gpu: bool) -> Any:  # a llama_model pointer (ctypes), or None
+    import llama_cpp
+
+    params = model_params(gpu=gpu)
     with InterruptibleDecode(None):  # Ctrl-C during loading is raised when it ends
         return llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+
+
+def patch_llama_defaults() -> None:
+    """Make llama-cpp-python's own `Llama` (and its server) load models as mathsolve does
+    (see model_params): its constructor starts from llama_model_default_params()."""
+    import llama_cpp.llama_cpp as lib
+
+    if getattr(lib.llama_model_default_params, "_mathsolve", False):
+        return
+    original = lib.llama_model_default_params
+
+    def defaults() -> Any:
+        params = original()
+        params.use_extra_bufts = model_params(gpu=False).use_extra_bufts
+        return params
+
+    defaults._mathsolve = True  # type: ignore[attr-defined]
+    lib.llama_model_default_params = defaults
+
+
+# `python -c LLAMA_SERVER ARGS...`: llama-cpp-python's OpenAI-compatible server, models loaded
+# as mathsolve loads them (tests and benchmarks start it this way).
+LLAMA_SERVER = ("import runpy; from mathsolve.engine.native import patch_llama_defaults; "
+                "patch_llama_defaults(); runpy.run_module('llama_cpp.server', run_name='__main__')")

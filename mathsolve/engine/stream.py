@@ -88,6 +88,11 @@ class Utf8Stream:
     def feed(self, data: bytes) -> str:
         return self._decoder.decode(data)
 
+    def pending(self) -> bytes:
+        """Bytes of a character not yet whole."""
+        data: bytes = self._decoder.getstate()[0]
+        return data
+
     def flush(self) -> str:
         """End of stream: a character cut off by the token limit is dropped, not shown as
         U+FFFD (it was never generated whole); bytes that are invalid anyway were already

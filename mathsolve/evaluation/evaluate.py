@@ -105,7 +105,7 @@ def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
     samples = result.samples or [{
         "sample": 0, "seed": result.sampling.get("seed"), "answer": result.answer,
         "fallback": result.fallback, "completion_tokens": result.completion_tokens,
-        "finish_reason": result.finish_reason}]
+        "finish_reason": result.finish_reason, "budget": result.budget}]
     # Samples cancelled by --stop-when-decided were never drawn to the end: they count for
     # neither pass@k nor the no-answer share (the vote they could not change stands).
     drawn = [s for s in samples if s["finish_reason"] != "cancelled"]
@@ -127,7 +127,8 @@ def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
         "correct": (verdicts.get(majority) is True) if majority is not None else False,
         "n": len(drawn), "c": sum(1 for s in drawn if s["correct"] is True),
         "no_answer": sum(1 for s in drawn if s["answer"] is None),
-        "samples": samples, "votes": result.votes,
+        "budget_hits": sum(1 for s in drawn if s.get("budget")),
+        "samples": samples, "votes": result.votes, "confidence": result.confidence,
         "completion_tokens": result.completion_tokens, "prompt_tokens": result.prompt_tokens,
         "seconds": result.seconds, "sampling": result.sampling, "model": result.model,
         "error": result.error,
@@ -153,6 +154,8 @@ class Summary:
     errors: int
     tokens_per_problem: float
     seconds_per_problem: float
+    samples_per_problem: float  # samples drawn (those a stop rule cancelled not counted)
+    budget_hit: float  # share of drawn samples steered by --thinking-budget / --time-limit
     subjects: dict[str, tuple[int, float]]  # subject -> (problems, accuracy)
 
     def to_json(self) -> dict:
@@ -167,7 +170,7 @@ def summarise(records: Iterable[dict]) -> Summary:
     rows = [r for r in records if not r.get("error")]
     errors = len(records) - len(rows)
     if not rows:
-        return Summary(0, 0, 0.0, {}, 0.0, 0.0, errors, 0.0, 0.0, {})
+        return Summary(0, 0, 0.0, {}, 0.0, 0.0, errors, 0.0, 0.0, 0.0, 0.0, {})
     n_min = min(r["n"] for r in rows)
     pass_at = {k: sum(pass_at_k(r["n"], r["c"], k) for r in rows) / len(rows)
                for k in ks_for(n_min)}
@@ -186,6 +189,8 @@ def summarise(records: Iterable[dict]) -> Summary:
         errors=errors,
         tokens_per_problem=sum(r["completion_tokens"] for r in rows) / len(rows),
         seconds_per_problem=sum(r["seconds"] for r in rows) / len(rows),
+        samples_per_problem=sum(r["n"] for r in rows) / len(rows),
+        budget_hit=sum(r.get("budget_hits", 0) for r in rows) / max(1, sum(r["n"] for r in rows)),
         subjects={s: (len(v), sum(v) / len(v)) for s, v in sorted(per_subject.items())},
     )
 
@@ -195,7 +200,9 @@ def format_summary(s: Summary, k: int) -> str:
              f"accuracy (pass@1, mean over samples): {s.accuracy:.2%}"]
     lines += [f"pass@{kk}: {v:.2%}" for kk, v in s.pass_at.items() if kk > 1]
     lines += [f"maj@{k}: {s.maj:.2%}", f"no answer: {s.no_answer:.2%} of samples",
-              f"per problem: {s.tokens_per_problem:.0f} tokens, {s.seconds_per_problem:.1f} s"]
+              f"per problem: {s.samples_per_problem:.2f} samples, {s.tokens_per_problem:.0f} tokens, "
+              f"{s.seconds_per_problem:.1f} s",
+              f"budget hit: {s.budget_hit:.2%} of samples"]
     if s.subjects:
         width = max(len(name) for name in s.subjects)
         lines.append("subject".ljust(width) + "  problems  accuracy")

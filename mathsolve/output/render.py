@@ -58,6 +58,20 @@ def _no_answer_reason(result: Result) -> str:
     return "no final answer: the model gave no \\boxed{} answer"
 
 
+def budget_words(result: Result) -> str | None:
+    """What a budget did to this result, in words for the panel (None: no sample hit one)."""
+    hits = [s["budget"] for s in result.samples if s.get("budget")] if result.samples else \
+        ([result.budget] if result.budget else [])
+    if not hits:
+        return None
+    first = hits[0]
+    what = ("time limit" if first["hit"] == "time_limit" else "thinking budget")
+    where = f"after {first['at']} tokens" + (" of reasoning" if first["in_think"] else "")
+    if result.samples:
+        return f"{len(hits)} of {len(result.samples)} samples reached the {what} and were steered to an answer"
+    return f"reached the {what} {where}; steered to an answer"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -189,12 +203,14 @@ class TerminalRenderer(Renderer):
             body, style = display(result.answer), "green"
         subtitle = []
         if result.support:
-            subtitle.append(result.support)
+            subtitle.append(result.support if result.confidence is None
+                            else f"{result.support} · confidence {result.confidence:.0%}")
         if result.check:
             subtitle.append(f"{result.check['status']}: {result.check['reason']}"
                             if result.check.get("reason") else result.check["status"])
         if result.fallback:
             subtitle.append("no \\boxed{}: taken from the text")
+
         self.console.print(Panel(Text(body), title="Answer", title_align="left", border_style=style,
                                  subtitle=" · ".join(subtitle) or None, subtitle_align="left"),
                            markup=False)
@@ -204,6 +220,9 @@ class TerminalRenderer(Renderer):
             f"{result.completion_tokens} generated tokens · {rate:.1f} tokens/s · "
             f"{result.seconds:.1f} s · model load {self.load_seconds:.1f} s",
             style="dim", markup=False)
+        budget = budget_words(result)
+        if budget:
+            self.console.print(f"budget: {budget}", style="yellow", markup=False)
 
 
 def solve_one(engine: EngineProtocol[Any], problem: Problem, sampling: SamplingConfig,

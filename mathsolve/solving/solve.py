@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
 from mathsolve.engine.decode import Completion, TextEvent
@@ -14,6 +14,9 @@ from mathsolve.solving.inputs import Problem
 
 __all__ = ["FINISHED", "Result", "SampleResult", "SolveOptions", "error_result", "finish", "solve",
            "solve_many"]
+
+if TYPE_CHECKING:
+    from mathsolve.answers.vote import Vote
 
 PromptT = TypeVar("PromptT")
 OnProblemEvent = Callable[[int, TextEvent], None]
@@ -31,6 +34,7 @@ class SampleResult:
     fallback: bool
     completion_tokens: int
     finish_reason: str
+    budget: dict[str, Any] | None = None  # where the budget was hit: {"hit", "at", "in_think"}
 
 
 @dataclass
@@ -53,6 +57,8 @@ class Result:
     reference: str | None = None
     correct: bool | None = None
     support: str | None = None
+    confidence: float | None = None  # the vote's posterior that its leader is the majority
+    budget: dict[str, Any] | None = None  # the shown sample's budget hit (None: not hit)
     samples: list[dict[str, Any]] | None = None
     votes: list[dict[str, Any]] | None = None
     texts: list[str] = field(default_factory=list)  # every sample's text; not in JSON
@@ -64,7 +70,7 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["texts"]
-        for key in ("samples", "votes", "support", "reference", "correct"):
+        for key in ("samples", "votes", "support", "confidence", "reference", "correct"):
             if data[key] is None:
                 del data[key]
         return data
@@ -82,9 +88,24 @@ def sample_seeds(sampling: SamplingConfig, options: SolveOptions) -> list[Sampli
 
 
 def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | None:
-    if options.samples == 1 or not options.stop_when_decided:
+    """When to end a problem's remaining samples: --stop-when-decided (the vote can no longer
+    change) and/or --confidence P (the vote's confidence over the finished samples >= P)."""
+    if options.samples == 1 or not (options.stop_when_decided or options.confidence is not None):
         return None
-    return lambda done: decided(done, options.samples, options.check_timeout)
+    exact, threshold = options.stop_when_decided, options.confidence
+
+    def rule(done: list[Completion]) -> bool:
+        votes = _finished_vote(done, options.check_timeout)
+        if exact and _decided(votes, done, options.samples):
+            return True
+        if threshold is None:
+            return False
+        from mathsolve.answers.vote import vote_confidence
+
+        conf = vote_confidence(votes)
+        return conf is not None and conf >= threshold
+
+    return rule
 
 
 def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingConfig,
@@ -158,6 +179,7 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
     """
     from mathsolve.answers.extract import Extraction, extract
     from mathsolve.answers.vote import vote as vote_answers
+    from mathsolve.answers.vote import vote_confidence
 
     extractions = [extract(c.text, complete=c.finish_reason == "stop")
                    if c.finish_reason in FINISHED else Extraction(None)
@@ -171,20 +193,24 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
         only, ext = completions[0], extractions[0]
         result.answer, result.fallback = ext.answer, ext.fallback
         result.completion, result.finish_reason = only.text, only.finish_reason
+        result.budget = only.budget_record()
     else:
         voters = [i for i, c in enumerate(completions) if c.finish_reason in FINISHED]
         vote = vote_answers([extractions[i].answer for i in voters], timeout=options.check_timeout)
         result.answer = vote.answer
         if vote.answer is not None:  # of the K samples asked for; unfinished ones never agree
             result.support = f"{vote.count}/{len(completions)} samples"
+            result.confidence = round(vote_confidence(vote) or 0.0, 4)
         result.samples = [asdict(SampleResult(c.sample, c.seed, e.answer, e.fallback,
-                                              c.completion_tokens, c.finish_reason))
+                                              c.completion_tokens, c.finish_reason,
+                                              c.budget_record()))
                           for c, e in zip(completions, extractions)]
         result.votes = [{"answer": g.answer, "count": g.count,
                          "samples": [voters[i] for i in g.samples]} for g in vote.groups]
         winners = [voters[i] for i in vote.groups[0].samples] if vote.groups else []
         best = completions[winners[0]] if winners else completions[0]  # shown for the vote
         result.completion, result.finish_reason = best.text, best.finish_reason
+        result.budget = best.budget_record()
         result.fallback = bool(winners) and all(extractions[i].fallback for i in winners)
     if result.answer is not None and options.check:
         from mathsolve.answers import verify
@@ -203,12 +229,18 @@ def decided(finished: list[Completion], total: int, timeout: float = CHECK_TIMEO
     """Early-stop rule of --stop-when-decided: stop once the leading answer among the finished
     samples has more votes than the runner-up could reach if every unfinished sample joined
     it (leader > runner-up + unfinished). The result is then the same as running all K."""
+    return _decided(_finished_vote(finished, timeout), finished, total)
+
+
+def _finished_vote(finished: list[Completion], timeout: float) -> Vote:
     from mathsolve.answers.extract import extract
     from mathsolve.answers.vote import vote as vote_answers
 
-    votes = vote_answers([extract(c.text, complete=c.finish_reason == "stop").answer
-                          for c in finished if c.finish_reason in FINISHED],
-                         timeout=timeout)
+    return vote_answers([extract(c.text, complete=c.finish_reason == "stop").answer
+                         for c in finished if c.finish_reason in FINISHED], timeout=timeout)
+
+
+def _decided(votes: Vote, finished: list[Completion], total: int) -> bool:
     if not votes.groups:
         return False
     runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0
