@@ -86,7 +86,7 @@ class FakeServer:
             def _record(self, body: dict | None) -> None:
                 with fake._lock:
                     fake.requests.append({"path": self.path, "headers": dict(self.headers),
-                                          "body": body})
+                                          "body": body, "at": time.perf_counter()})
 
             def _json(self, status: int, obj: dict, extra: dict | None = None) -> None:
                 data = json.dumps(obj).encode()

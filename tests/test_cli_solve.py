@@ -48,7 +48,8 @@ def test_json_record_schema_and_sampling_recorded(smollm2_gguf):
     assert JSON_KEYS <= row.keys()
     assert row["id"] == "1" and row["problem"] == "What is 2+3?"
     assert row["sampling"] == {"temperature": 0.7, "top_p": 0.95, "top_k": 30, "min_p": 0.0,
-                               "seed": 7, "max_tokens": 48}
+                               "seed": 7, "max_tokens": 48, "thinking_budget": None,
+                               "time_limit": None}
     assert row["model"]["path"] == str(smollm2_gguf) and row["model"]["source"] == "file"
     assert row["finish_reason"] in ("stop", "length")
     assert 0 < row["completion_tokens"] <= 48 and row["prompt_tokens"] > 10

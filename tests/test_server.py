@@ -110,7 +110,8 @@ def test_solve_json_through_real_server_records_model_finish_and_tokens(llama_se
     assert 0 < row["completion_tokens"] <= 24
     assert row["completion"].strip() and row["error"] is None
     assert row["sampling"] == {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0,
-                               "seed": 5, "max_tokens": 24}
+                               "seed": 5, "max_tokens": 24, "thinking_budget": None,
+                               "time_limit": None}
     assert proc.returncode == (0 if row["answer"] is not None else 3)
     assert_no_secret(proc)
 
@@ -386,3 +387,55 @@ def test_eval_rerun_retries_the_problems_that_errored_and_keeps_one_record_each(
     assert sorted(r["id"] for r in rows) == ["p0", "p1", "p2"]  # exactly one record per problem
     assert all(r["error"] is None and r["correct"] for r in rows)
     assert "problems: 3 (3 samples, 0 errored)" in again.stdout.decode()
+
+
+# ---------------------------------------------------------------- budgets, client side
+
+
+def test_a_thinking_budget_through_the_real_server_ends_in_a_box_within_the_bound(llama_server):
+    from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_ANSWER_CUE
+
+    proc = mathsolve("--server", llama_server, "--json", "--seed", "5", "--max-tokens", "400",
+                     "--samples", "2", "--thinking-budget", "10",
+                     "Tell me a very long story about a dragon.")
+    row = records(proc)[0]
+    assert row["error"] is None, row
+    for sample in row["samples"]:
+        assert sample["budget"] == {"hit": "thinking_budget", "at": 10, "in_think": False}
+        assert sample["completion_tokens"] <= 10 + ANSWER_ALLOWANCE
+    assert BUDGET_ANSWER_CUE in row["completion"]
+    assert row["completion"].index(BUDGET_ANSWER_CUE) > 0  # after the first request's text
+
+
+def test_a_budget_of_zero_through_a_server_asks_for_the_answer_at_once():
+    from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_ANSWER_CUE
+
+    with FakeServer() as fake:
+        engine = ServerEngine.connect(fake.url)
+        prompt = engine.render("What is 2+2?")
+        c = engine.generate(prompt, SamplingConfig(seed=1, thinking_budget=0))
+        (post,) = fake.requests[1:]  # no chat request: only the continuation
+        assert post["path"].endswith("/v1/completions")
+        assert post["body"]["prompt"].endswith("<|im_start|>assistant\n" + BUDGET_ANSWER_CUE)
+        assert post["body"]["max_tokens"] == ANSWER_ALLOWANCE
+        assert c.text.startswith(BUDGET_ANSWER_CUE) and c.budget == "thinking_budget"
+        assert c.budget_at == 0
+
+
+def test_a_time_limit_through_a_server_leaves_the_stream_and_steers_inside_think():
+    from mathsolve.config import BUDGET_THINK_CUE
+
+    with FakeServer("slow") as fake:  # "<think>thinking thinking ..." a chunk every 50 ms
+        engine = ServerEngine.connect(fake.url)
+        prompt = engine.render("What is 2+2?")
+        start = time.perf_counter()
+        c = engine.generate(prompt, SamplingConfig(seed=1, time_limit=0.5))
+        steered = fake.requests[2]  # the continuation, sent while the first stream still ran
+        assert steered["path"].endswith("/v1/completions")
+        assert steered["at"] - start < 0.5 + 1.0  # the slow first stream lasts 18 s
+        assert steered["body"]["max_tokens"] == 64
+        assert c.budget == "time_limit" and c.budget_in_think
+        cont = fake.requests[2]["body"]["prompt"]
+        assert "<|im_start|>assistant\n<think>th" in cont  # 0.5 s of one-character chunks
+        assert cont.endswith(BUDGET_THINK_CUE + "The final answer is $\\boxed{")
+        assert BUDGET_THINK_CUE in c.text

@@ -120,7 +120,7 @@ class Vocabulary(Protocol):
 
     def token_bytes(self, token: int) -> bytes: ...
 
-    def cue_tokens(self, in_think: bool, at_start: bool = False) -> list[int]:
+    def cue_tokens(self, in_think: bool, at_start: bool, /) -> list[int]:
         """The tokens that steer a sample at its budget to an answer (see config.budget_cue)."""
         ...
 

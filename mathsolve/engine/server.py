@@ -50,6 +50,7 @@ from mathsolve.engine.sse import (
     read_sse,
     retry_after,
 )
+from mathsolve.engine.stream import ThinkSplitter
 from mathsolve.errors import EngineError, InputError, UsageError
 
 OPTIONAL_FIELDS = ("stream_options", "chat_template_kwargs", "repeat_penalty")
@@ -208,7 +209,8 @@ class ServerEngine:
         for s in samplings:
             if s.max_tokens < 1:
                 raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
-        call = Call(len(samplings))
+        limit = samplings[0].time_limit
+        call = Call(len(samplings), time.perf_counter() + limit if limit else None)
         threads = [threading.Thread(target=self._worker, args=(prompt, s, i, call), daemon=True,
                                     name=f"mathsolve-server-{i}") for i, s in enumerate(samplings)]
         for t in threads:
@@ -289,14 +291,61 @@ class ServerEngine:
 
     def _sample(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
                 call: Call) -> Completion:
-        """One sample, retried from scratch on failures worth retrying."""
+        """One sample; with a thinking budget or a time limit, done client side: a first
+        request capped at the budget (or left at the deadline), then a continuation of its
+        text with the cue that leads to an answer (as the local engine steers a sample)."""
+        budget = sampling.thinking_budget
+        capped = budget is not None and budget < sampling.max_tokens
+        if budget == 0:
+            first = Completion(sample, sampling.seed, "", "length", 0, 0, 0.0, 0.0)
+        else:
+            first = self._request(self._body(prompt, sampling, budget if capped else None),
+                                  sample, sampling.seed, call)
+        if first.finish_reason != "length":
+            return first
+        if first.budget == "time_limit" or capped:
+            return self._steer(prompt, sampling, first, sample, call)
+        return first
+
+    def _steer(self, prompt: ChatPrompt, sampling: SamplingConfig, first: Completion,
+               sample: int, call: Call) -> Completion:
+        """The continuation at the budget: /v1/completions on the training-format text so far
+        plus the cue (config.budget_cue), with config.ANSWER_ALLOWANCE tokens for the answer.
+        Any OpenAI-compatible server takes a raw prompt there, whatever its chat API allows."""
+        from dataclasses import replace
+
+        from mathsolve.config import ANSWER_ALLOWANCE, budget_cue
+
+        text = first.text
+        in_think = text.rfind("<think>") > text.rfind("</think>")
+        cue = budget_cue(in_think, at_start=not text)
+        head = "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in prompt.messages)
+        head += "<|im_start|>assistant\n" + ("" if prompt.think else "<think>\n\n</think>\n\n")
+        allowance = max(1, min(ANSWER_ALLOWANCE, sampling.max_tokens - first.completion_tokens))
+        body = self._body(prompt, sampling, allowance, raw=head + text + cue)
+        splitter = ThinkSplitter(in_think=in_think)
+        for kind, piece in splitter.feed(cue) + splitter.flush():
+            call.inbox.put(("event", TextEvent(sample, piece, kind)))
+        rest = self._request(body, sample, sampling.seed, call, path="/v1/completions",
+                             in_think=False, deadline=False)
+        reason = first.budget or "thinking_budget"
+        return replace(rest, text=text + cue + rest.text, prompt_tokens=first.prompt_tokens or rest.prompt_tokens,
+                       completion_tokens=first.completion_tokens + rest.completion_tokens,
+                       seconds=first.seconds + rest.seconds, prompt_seconds=first.prompt_seconds,
+                       budget=reason, budget_at=first.completion_tokens, budget_in_think=in_think)
+
+    def _request(self, body: dict[str, Any], sample: int, seed: int, call: Call, *,
+                 path: str = "/v1/chat/completions", in_think: bool = False,
+                 deadline: bool = True) -> Completion:
+        """One request, retried from scratch on failures worth retrying."""
         tries = 0
         refused: set[str] = set()
         while True:
             if call.stopped() or self._cancel.is_set():
                 raise Cancelled()
             try:
-                return self._attempt(self._body(prompt, sampling), sample, sampling.seed, call)
+                return self._attempt(self._refit(body), sample, seed, call, path=path,
+                                     in_think=in_think, deadline=deadline)
             except Rejected as rejected:
                 if rejected.field in refused:
                     raise EngineError(f"the server rejected the request's {rejected.field}") from None
@@ -322,20 +371,30 @@ class ServerEngine:
             return min(max(0.0, retry_after), self.retry_after_cap)
         return min(self.backoff_cap, self.backoff_base * 2.0 ** (tries - 1)) * random.uniform(0.5, 1.0)
 
-    def _body(self, prompt: ChatPrompt, s: SamplingConfig) -> bytes:
+    def _body(self, prompt: ChatPrompt, s: SamplingConfig, max_tokens: int | None = None, *,
+              raw: str | None = None) -> dict[str, Any]:
         """Sampling as the local engine does it: top_k, min_p (vLLM and llama.cpp take them
-        as extra fields) and repeat_penalty 1 (llama-cpp-python's server defaults to 1.1)."""
+        as extra fields) and repeat_penalty 1 (llama-cpp-python's server defaults to 1.1).
+        `raw`: a /v1/completions request on that text instead of the chat messages."""
         body: dict[str, Any] = {
-            "model": self.model_name, "messages": prompt.as_json(), "stream": True,
-            "stream_options": {"include_usage": True}, "max_tokens": s.max_tokens,
+            "model": self.model_name, "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": s.max_tokens if max_tokens is None else max_tokens,
             "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
             "seed": s.seed, "repeat_penalty": 1.0,
         }
-        if not prompt.think:
-            body["chat_template_kwargs"] = {"enable_thinking": False}
+        if raw is not None:
+            body["prompt"] = raw
+        else:
+            body["messages"] = prompt.as_json()
+            if not prompt.think:
+                body["chat_template_kwargs"] = {"enable_thinking": False}
+        return body
+
+    def _refit(self, body: dict[str, Any]) -> bytes:
+        """The request as bytes, without the optional fields this server refused."""
         with self._lock:
-            for name in self._dropped:
-                body.pop(name, None)
+            body = {k: v for k, v in body.items() if k not in self._dropped}
         return json.dumps(body).encode("utf-8")
 
     # ---- HTTP ----------------------------------------------------------------------------
@@ -367,20 +426,22 @@ class ServerEngine:
         finally:
             conn.close()
 
-    def _attempt(self, body: bytes, sample: int, seed: int, call: Call) -> Completion:
+    def _attempt(self, body: bytes, sample: int, seed: int, call: Call, *,
+                 path: str = "/v1/chat/completions", in_think: bool = False,
+                 deadline: bool = True) -> Completion:
         start = time.perf_counter()
         conn = self._connection()
         call.watch(conn)
-        acc = Accumulator(sample, seed, start, call)
+        acc = Accumulator(sample, seed, start, call, in_think=in_think)
         try:
-            conn.request("POST", self._prefix + "/v1/chat/completions", body=body,
+            conn.request("POST", self._prefix + path, body=body,
                          headers=self._headers(stream=True))
             resp = conn.getresponse()
             if resp.status != 200:
                 self._http_error(resp, body)
             call.live[sample] = acc
             if "text/event-stream" in (resp.getheader("Content-Type") or ""):
-                read_sse(resp, acc, call, self._cancel)
+                read_sse(resp, acc, call, self._cancel, deadline=deadline)
             else:
                 acc.whole(parse_json(read_limited(resp, MAX_COMPLETION_BYTES)))
         except (OSError, http.client.HTTPException) as exc:
@@ -392,6 +453,10 @@ class ServerEngine:
             conn.close()
         if call.stopped() or self._cancel.is_set():
             raise Cancelled()
+        if acc.timed_out:
+            from dataclasses import replace
+
+            return replace(acc.completion("length"), budget="time_limit")
         if acc.finish is None:
             raise Retryable("the stream ended before a finish_reason (llama-cpp-python's "
                              "server needs --interrupt_requests False for concurrent requests)")

@@ -30,6 +30,7 @@ class BatchSlots:
     # Engine's methods that SampleState needs (decode.Vocabulary)
     is_stop: Callable[[int], bool]
     token_bytes: Callable[[int], bytes]
+    cue_tokens: Callable[[bool, bool], list[int]]
     # llama.cpp's pointers and structs are Any: llama_cpp declares its pointer types as
     # NewType(int) but hands out ctypes objects, and its ctypes functions are untyped to mypy.
     _cfg: EngineConfig

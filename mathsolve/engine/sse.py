@@ -44,7 +44,8 @@ class Cancelled(Exception):
 class Call:
     """State shared by the threads of one generate_many call."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, deadline: float | None = None) -> None:
+        self.deadline = deadline  # perf_counter time the samples are steered (--time-limit)
         # (kind, payload): the payload's type follows the kind (see ServerEngine.generate_many)
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.live: dict[int, Accumulator] = {}
@@ -85,9 +86,11 @@ class Call:
 class Accumulator:
     """One attempt's text, events, finish reason and token counts."""
 
-    def __init__(self, sample: int, seed: int, start: float, call: Call) -> None:
+    def __init__(self, sample: int, seed: int, start: float, call: Call, *,
+                 in_think: bool = False) -> None:
         self.sample, self.seed, self.start, self.call = sample, seed, start, call
-        self.splitter = ThinkSplitter()
+        self.splitter = ThinkSplitter(in_think=in_think)
+        self.timed_out = False  # the stream was left at the call's deadline
         self.parts: list[str] = []
         self.in_reasoning = False  # inside a reasoning_content run (vLLM reasoning parser)
         self.chunks = 0
@@ -137,6 +140,8 @@ class Accumulator:
             if isinstance(choice, dict):
                 if isinstance(choice.get("delta"), dict):
                     self.delta(choice["delta"])
+                elif isinstance(choice.get("text"), str):  # /v1/completions
+                    self.delta({"content": choice["text"]})
                 if choice.get("finish_reason"):
                     self.finish = str(choice["finish_reason"])
         if isinstance(obj.get("usage"), dict):
@@ -150,6 +155,8 @@ class Accumulator:
         message = choices[0].get("message") or {}
         if isinstance(message, dict):
             self.delta(message)
+        elif isinstance(choices[0].get("text"), str):  # /v1/completions
+            self.delta({"content": choices[0]["text"]})
         self.finish = str(choices[0].get("finish_reason") or "stop")
         if isinstance(obj.get("usage"), dict):
             self.usage = obj["usage"]
@@ -169,12 +176,15 @@ class Accumulator:
 
 
 def read_sse(resp: http.client.HTTPResponse, acc: Accumulator, call: Call,
-              cancel: threading.Event) -> None:
+              cancel: threading.Event, *, deadline: bool = True) -> None:
     """Server-sent events: `data:` lines up to a blank line form one event; `[DONE]` ends."""
     data: list[bytes] = []
     while True:
         if call.stopped() or cancel.is_set():
             raise Cancelled()
+        if deadline and call.deadline is not None and time.perf_counter() >= call.deadline:
+            acc.timed_out = True  # --time-limit: the caller steers this sample to an answer
+            return
         line = resp.readline(MAX_LINE_BYTES + 1)
         acc.bytes += len(line)
         if acc.bytes > MAX_COMPLETION_BYTES or len(line) > MAX_LINE_BYTES:
