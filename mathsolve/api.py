@@ -30,6 +30,7 @@ from mathsolve.config import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,
     DEFAULT_TOP_P,
+    KV_TYPES,
     QUANT_CHOICES,
     SAMPLERS,
     EngineConfig,
@@ -79,6 +80,7 @@ class Solver:
                  confidence: float | None = None, thinking_budget: int | None = None,
                  time_limit: float | None = None,
                  threads: int | None = None, gpu: bool = True, parallel: int | None = None,
+                 kv_type: str = "f16", kv_budget: float | None = None,
                  sampler: str = "auto", server: str | None = None, api_key: str | None = None,
                  concurrency: int | None = None, offline: bool = False, pull: bool = False,
                  verbose: bool = False, on_note: Note | None = None) -> None:
@@ -88,7 +90,8 @@ class Solver:
             model=ModelSpec(model=model, quant=quant, offline=offline, server=server,
                             api_key=api_key, concurrency=concurrency),
             engine=EngineConfig(n_ctx=ctx, n_threads=threads, gpu=gpu, verbose=verbose,
-                                sampler=sampler, parallel=parallel),
+                                sampler=sampler, parallel=parallel, kv_type=kv_type,
+                                kv_budget=int(kv_budget * 1e9) if kv_budget is not None else None),
             sampling=SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k,
                                     min_p=min_p, max_tokens=max_tokens,
                                     thinking_budget=thinking_budget, time_limit=time_limit,
@@ -337,6 +340,9 @@ def validate(settings: Settings) -> None:
     _check_range("threads", e.n_threads, 1, None)
     _check_range("parallel", e.parallel, 1, 256)
     _check_range("concurrency", m.concurrency, 1, 256)
+    if e.kv_type not in KV_TYPES:
+        raise UsageError(f"kv_type must be one of {', '.join(KV_TYPES)}, got {e.kv_type!r}")
+    _check_range("kv_budget", e.kv_budget, 0, None, low_open=True)
     if e.sampler not in SAMPLERS:
         raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {e.sampler!r}")
     if m.quant not in QUANT_CHOICES:

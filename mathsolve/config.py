@@ -21,6 +21,7 @@ DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
 SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.sampling.choose_path
+KV_TYPES = ("f16", "q8_0")  # --kv-type
 # Budgets (--thinking-budget, --time-limit): a sample at its budget is steered to an answer.
 # Inside an open <think> block it gets Qwen's documented sentence (Qwen3 docs, "thinking
 # budget") and </think>; then, and outside a think block, a final-answer cue that leads into
@@ -81,6 +82,8 @@ class EngineConfig:
     verbose: bool = False
     sampler: str = "auto"  # "auto", "graph", "vector" or "chain": see engine.sampling.choose_path
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
+    kv_type: str = "f16"  # the KV cache's type: "f16", or "q8_0" (half the bytes; flash attention)
+    kv_budget: int | None = None  # bytes the KV cache may take; None: engine.sizing's default
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -19,6 +19,7 @@ from mathsolve.config import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,
     DEFAULT_TOP_P,
+    KV_TYPES,
     QUANT_CHOICES,
     SAMPLERS,
 )
@@ -130,6 +131,13 @@ _SAMPLING_OPTIONS = [
     click.option("--parallel", type=click.IntRange(1, 256), default=None,
                  help="Sequences decoded at once (problems x samples) [default: sized from "
                       "free memory and --ctx]."),
+    click.option("--kv-type", type=click.Choice(KV_TYPES), default="f16", show_default=True,
+                 help="Type of the KV cache: q8_0 takes about half the memory of f16 (with flash "
+                      "attention)."),
+    click.option("--kv-budget", type=click.FloatRange(0, min_open=True), default=None, metavar="GB",
+                 help="Memory the KV cache may take; samples share one pool when they cannot all "
+                      "have --ctx cells [default: one whole sample + 1024 tokens per other sample, "
+                      "within half the free RAM or the GPU's free memory]."),
     click.option("--sampler", type=click.Choice(SAMPLERS),
                  default="auto", show_default=True,
                  help="Where tokens are drawn: inside llama.cpp's graph (auto on a GPU), "

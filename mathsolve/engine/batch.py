@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, SampleState, unstarted
+from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, PoolFull, SampleState, unstarted
+from mathsolve.errors import EngineError
 
 
 class Slots(Protocol):
@@ -38,6 +39,10 @@ class Slots(Protocol):
 
     def release(self, seq: SampleState) -> None: ...
 
+    def evict(self, seq: SampleState) -> None: ...
+
+    def restore(self, seq: SampleState) -> None: ...
+
 
 OnDone = Callable[[Job], None]
 
@@ -53,6 +58,9 @@ class Scheduler:
         self.live: list[SampleState] = []
         self.queue: list[Job] = []
         self.current: Job | None = None
+        self.preempted: list[SampleState] = []  # out of the pool for now, oldest first
+        self.admitted = 0  # admission counter: the youngest sample has the highest order
+        self.freed = False  # a sample left the pool since the last restore attempt
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -62,18 +70,25 @@ class Scheduler:
             while True:
                 self._admit()
                 if not self.live:
+                    if self.preempted:
+                        raise EngineError("the KV pool cannot hold one sample; raise --kv-budget")
                     return
                 self._step()
         except KeyboardInterrupt:
             raise GenerationInterrupted(self._abandon()) from None
         finally:
-            for seq in self.live:
+            for seq in self.live + self.preempted:
                 self.engine.release(seq)
             self.live = []
+            self.preempted = []
 
     def _step(self) -> None:
         self._deadlines()
-        self.engine.decode_rows(self.live)
+        try:
+            self.engine.decode_rows(self.live)
+        except PoolFull:
+            self._preempt()
+            return
         tokens = self.engine.sample_rows(self.live, self.path)
         ended = []
         for seq, token in zip(self.live, tokens):
@@ -83,10 +98,37 @@ class Scheduler:
         if ended:
             self._retire(ended)
 
+    def _preempt(self) -> None:
+        """The pool is full: the youngest running sample leaves it (its cells freed, its
+        slot, tokens and sampler kept) and comes back when a sample finishes."""
+        if len(self.live) == 1:
+            raise EngineError("the KV pool is full with a single sample; raise --kv-budget or lower --ctx")
+        youngest = max(self.live, key=lambda s: s.order)
+        self.live.remove(youngest)
+        self.engine.evict(youngest)
+        self.preempted.append(youngest)
+        self.freed = False
+
+    def _restore(self) -> bool:
+        """Bring preempted samples back, oldest first, while the pool has room; True when
+        none is left waiting (only then do new samples start)."""
+        if not self.freed and self.live:
+            return not self.preempted
+        self.freed = False
+        while self.preempted:
+            seq = self.preempted[0]
+            try:
+                self.engine.restore(seq)
+            except PoolFull:
+                return False
+            self.preempted.pop(0)
+            self.live.append(seq)
+        return True
+
     def _deadlines(self) -> None:
         """--time-limit: the samples of a job past its deadline are steered to an answer."""
         now = None
-        for seq in self.live:
+        for seq in self.live + self.preempted:
             deadline = seq.job.deadline
             if deadline is not None and seq.budget is None:
                 now = now or time.perf_counter()
@@ -111,6 +153,8 @@ class Scheduler:
         return None
 
     def _admit(self) -> None:
+        if self.preempted and not self._restore():
+            return
         while self.free:
             job = self._next_job()
             if job is None:
@@ -123,10 +167,18 @@ class Scheduler:
             job.started += 1
             sibling = next((s for s in self.live if s.job is job), None)
             slot = self.engine.best_slot(self.free, job.tokens[:-1])
+            try:
+                job.prompt_seconds += self.engine.prepare_slot(slot, job.tokens, sibling)
+            except PoolFull:  # no room for its prompt now: it starts when a sample leaves
+                job.started -= 1
+                if not self.live:
+                    raise EngineError("the KV pool cannot hold the prompt; raise --kv-budget") from None
+                return
             self.free.remove(slot)
-            job.prompt_seconds += self.engine.prepare_slot(slot, job.tokens, sibling)
             seq = self.engine.new_sample(job, index, slot, self.path)
             seq.prompt_seconds = job.prompt_seconds
+            seq.order = self.admitted
+            self.admitted += 1
             self.live.append(seq)
 
     # ---- finishing ---------------------------------------------------------------------------
@@ -139,6 +191,7 @@ class Scheduler:
             self.engine.release(seq)
             self.live.remove(seq)
             self.free.append(seq.seq_id)
+            self.freed = True
             if job not in jobs:
                 jobs.append(job)
         self.free.sort()
@@ -153,12 +206,16 @@ class Scheduler:
     def _cancel(self, job: Job) -> None:
         """The vote is decided: end the job's running samples and skip the unstarted ones."""
         job.cancelled = True
-        for seq in [s for s in self.live if s.job is job]:
+        for seq in [s for s in self.live + self.preempted if s.job is job]:
             seq.end("cancelled")
             job.done[seq.sample] = seq.completion()
             self.engine.release(seq)
-            self.live.remove(seq)
+            if seq in self.live:
+                self.live.remove(seq)
+            else:
+                self.preempted.remove(seq)
             self.free.append(seq.seq_id)
+            self.freed = True
         self.free.sort()
         self._skip_unstarted(job)
 
@@ -170,11 +227,11 @@ class Scheduler:
 
     def _abandon(self) -> list[Completion]:
         """Ctrl-C: the first unfinished job's samples, unfinished ones marked interrupted."""
-        job = next((s.job for s in self.live), None) or self.current
+        job = next((s.job for s in self.live + self.preempted), None) or self.current
         if job is None:
             return []
         out = dict(job.done)
-        for seq in self.live:
+        for seq in self.live + self.preempted:
             if seq.job is job:
                 out[seq.sample] = seq.completion(interrupted=True)
         for i, s in enumerate(job.samplings):

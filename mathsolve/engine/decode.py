@@ -54,6 +54,11 @@ class Completion:
         return {"hit": self.budget, "at": self.budget_at, "in_think": self.budget_in_think}
 
 
+class PoolFull(Exception):
+    """The unified KV pool has no cells left for this decode (llama_decode returned 1, and
+    nothing was decoded): the scheduler preempts a sample and tries again."""
+
+
 class GenerationInterrupted(KeyboardInterrupt):
     """Ctrl-C during generation; carries every sample, unfinished ones marked "interrupted"."""
 
@@ -180,6 +185,7 @@ class SampleState:
         self.start = job.start or time.perf_counter()
         self.seconds = 0.0
         self.prompt_seconds = 0.0
+        self.order = 0  # admission order (the scheduler preempts the youngest)
         self.forced: list[int] = []  # cue tokens still to feed in place of drawn ones
         self.budget: str | None = None
         self.budget_at: int | None = None

@@ -50,6 +50,18 @@ def reinstall_command(gpu: str | None, gpu_offload: bool) -> str | None:
             f"llama-cpp-python=={LLAMA_CPP_PYTHON}")
 
 
+def kv_policy(gpu_offload: bool) -> str:
+    """How a run sizes its KV cache (engine.sizing.kv_plan), with this machine's cap."""
+    from mathsolve.engine import sizing
+
+    free = sizing.free_gpu_memory() if gpu_offload else sizing.available_ram()
+    cap = ("" if free is None else
+           f", at most {((free - sizing.GPU_RESERVE_BYTES) if gpu_offload else free // 2) / 1e9:.1f} GB here")
+    return ("a stream per sample when every sample fits whole, else one unified pool of one whole "
+            f"sample + {sizing.CELLS_PER_EXTRA_SAMPLE} tokens per other sample (--kv-budget sets it)"
+            f"{cap}; -v says what a run chose")
+
+
 def _free_bytes(path: Path) -> int:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -62,6 +74,7 @@ def collect() -> dict[str, Any]:
 
     from mathsolve.config import SamplingConfig
     from mathsolve.engine.llama import physical_cores
+    from mathsolve.engine.native import cpu_has_amx
     from mathsolve.engine.sampling import choose_path, describe_path
     from mathsolve.models import cache as models
 
@@ -83,6 +96,9 @@ def collect() -> dict[str, Any]:
         "gpu_detected": gpu or "none",
         "sampler": describe_path(choose_path("auto", gpu=gpu_offload, samplings=[SamplingConfig()],
                                              graph_available=hasattr(llama_cpp, "llama_set_sampler"))),
+        "kv_cache": kv_policy(gpu_offload),
+        "weights_buffers": ("plain CPU buffers (AMX CPU: llama.cpp's extra buffer types crash, "
+                            "llama.cpp#20824)" if cpu_has_amx() else "llama.cpp's default"),
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count() or 1,
         "platform": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",

@@ -76,6 +76,7 @@ class Engine(BatchSlots):
         self._ctx_seqs = 0
         self._ctx_cells = 0
         self._ctx_graph = False
+        self._ctx_pool = None
         self._batch = None
         self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
         self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
@@ -186,6 +187,26 @@ class Engine(BatchSlots):
     def last_sampler_path(self) -> str:
         """The sampling path of the last run: "graph", "vector" or "chain"."""
         return self._last_path
+
+    @property
+    def kv_bytes(self) -> int:
+        """Bytes of KV cache the current context holds (0 before the first run)."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return 0
+        cells: int = llama_cpp.llama_n_ctx(self._ctx)
+        return cells * self._kv_bytes_per_cell()
+
+    def kv_description(self) -> str:
+        """What KV cache the last run chose, in words (-v)."""
+        gb = self.kv_bytes / 1e9
+        if self._ctx_pool is not None:
+            return (f"KV cache: one unified pool of {self._ctx_pool} tokens ({gb:.2f} GB, "
+                    f"{self._cfg.kv_type}) shared by up to {self._ctx_seqs} samples; the youngest "
+                    "is preempted when it fills")
+        return (f"KV cache: a stream of {self._ctx_cells} tokens per sample x {self._ctx_seqs} "
+                f"({gb:.2f} GB, {self._cfg.kv_type})")
 
     def kv_sequence_lengths(self) -> list[int]:
         """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
@@ -347,12 +368,16 @@ class Engine(BatchSlots):
             total = sum(len(j.samplings) for j in jobs)
             wanted = widest if len(jobs) == 1 else max(widest, min(total, self._sequence_cap()))
         path = self.choose_path([s for j in jobs for s in j.samplings])
-        slots = self._fit(min(wanted, sizing.MAX_SEQUENCES), need, widest)
+        wanted = min(wanted, sizing.MAX_SEQUENCES)
+        pool = self.kv_plan(wanted, need)
+        slots = wanted if pool is not None else self._fit(wanted, need, widest)
         self._last_prefill = 0
         self._last_path = path
         try:
             with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
-                slots = self._ensure_context(slots, need, graph=path == "graph")
+                slots = self._ensure_context(slots, need, graph=path == "graph", pool=pool)
+                if self._cfg.verbose:
+                    self._warn(self.kv_description())
         except KeyboardInterrupt:
             first = jobs[0]
             raise GenerationInterrupted([unstarted(i, s, len(first.tokens))

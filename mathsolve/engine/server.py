@@ -26,13 +26,12 @@ import socket
 import ssl
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mathsolve import __version__
 from mathsolve.config import SYSTEM_PROMPT, SamplingConfig
+from mathsolve.engine.chat import ChatPrompt, continuation, cue_events, joined, normalise_url, request_body
 from mathsolve.engine.decode import Completion, GenerationInterrupted, TextEvent
 from mathsolve.engine.sse import (
     MAX_COMPLETION_BYTES,
@@ -50,43 +49,15 @@ from mathsolve.engine.sse import (
     read_sse,
     retry_after,
 )
-from mathsolve.engine.stream import ThinkSplitter
-from mathsolve.errors import EngineError, InputError, UsageError
+from mathsolve.errors import EngineError, InputError
+
+__all__ = ["ChatPrompt", "ServerEngine", "normalise_url"]
 
 OPTIONAL_FIELDS = ("stream_options", "chat_template_kwargs", "repeat_penalty")
 ENV_MODEL = "MATHSOLVE_SERVER_MODEL"
 
 Warn = Callable[[str], None]
 OnEvent = Callable[[TextEvent], None]
-
-
-@dataclass(frozen=True)
-class ChatPrompt:
-    """What render() gives generate(): the messages plus the think flag."""
-
-    messages: tuple[tuple[str, str], ...]
-    think: bool = True
-
-    def as_json(self) -> list[dict[str, str]]:
-        return [{"role": role, "content": content} for role, content in self.messages]
-
-
-def normalise_url(url: str) -> tuple[str, str, str, int, str]:
-    """(display url, scheme, host, port, path prefix); a trailing /v1 is dropped."""
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.username or parts.password:
-        raise UsageError("put the API key in --api-key or MATHSOLVE_API_KEY, not in the --server URL")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        raise UsageError(f"--server wants a URL such as http://127.0.0.1:8000, got {url.strip()[:200]!r}")
-    port = port or (443 if parts.scheme == "https" else 80)
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[:-3]
-    return f"{parts.scheme}://{parts.netloc}{path}", parts.scheme, parts.hostname, port, path
 
 
 class ServerEngine:
@@ -296,14 +267,10 @@ class ServerEngine:
         text with the cue that leads to an answer (as the local engine steers a sample)."""
         budget = sampling.thinking_budget
         capped = budget is not None and budget < sampling.max_tokens
-        if budget == 0:
-            first = Completion(sample, sampling.seed, "", "length", 0, 0, 0.0, 0.0)
-        else:
-            first = self._request(self._body(prompt, sampling, budget if capped else None),
-                                  sample, sampling.seed, call)
-        if first.finish_reason != "length":
-            return first
-        if first.budget == "time_limit" or capped:
+        first = (Completion(sample, sampling.seed, "", "length", 0, 0, 0.0, 0.0) if budget == 0 else
+                 self._request(request_body(self.model_name, prompt, sampling, budget if capped else None),
+                               sample, sampling.seed, call))
+        if first.finish_reason == "length" and (first.budget == "time_limit" or capped):
             return self._steer(prompt, sampling, first, sample, call)
         return first
 
@@ -312,27 +279,15 @@ class ServerEngine:
         """The continuation at the budget: /v1/completions on the training-format text so far
         plus the cue (config.budget_cue), with config.ANSWER_ALLOWANCE tokens for the answer.
         Any OpenAI-compatible server takes a raw prompt there, whatever its chat API allows."""
-        from dataclasses import replace
+        from mathsolve.config import ANSWER_ALLOWANCE
 
-        from mathsolve.config import ANSWER_ALLOWANCE, budget_cue
-
-        text = first.text
-        in_think = text.rfind("<think>") > text.rfind("</think>")
-        cue = budget_cue(in_think, at_start=not text)
-        head = "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in prompt.messages)
-        head += "<|im_start|>assistant\n" + ("" if prompt.think else "<think>\n\n</think>\n\n")
+        raw, cue, in_think = continuation(prompt, first.text)
         allowance = max(1, min(ANSWER_ALLOWANCE, sampling.max_tokens - first.completion_tokens))
-        body = self._body(prompt, sampling, allowance, raw=head + text + cue)
-        splitter = ThinkSplitter(in_think=in_think)
-        for kind, piece in splitter.feed(cue) + splitter.flush():
-            call.inbox.put(("event", TextEvent(sample, piece, kind)))
-        rest = self._request(body, sample, sampling.seed, call, path="/v1/completions",
-                             in_think=False, deadline=False)
-        reason = first.budget or "thinking_budget"
-        return replace(rest, text=text + cue + rest.text, prompt_tokens=first.prompt_tokens or rest.prompt_tokens,
-                       completion_tokens=first.completion_tokens + rest.completion_tokens,
-                       seconds=first.seconds + rest.seconds, prompt_seconds=first.prompt_seconds,
-                       budget=reason, budget_at=first.completion_tokens, budget_in_think=in_think)
+        for event in cue_events(sample, cue, in_think):
+            call.inbox.put(("event", event))
+        rest = self._request(request_body(self.model_name, prompt, sampling, allowance, raw=raw), sample,
+                             sampling.seed, call, path="/v1/completions", deadline=False)
+        return joined(first, rest, cue, in_think)
 
     def _request(self, body: dict[str, Any], sample: int, seed: int, call: Call, *,
                  path: str = "/v1/chat/completions", in_think: bool = False,
@@ -370,26 +325,6 @@ class ServerEngine:
         if retry_after is not None:
             return min(max(0.0, retry_after), self.retry_after_cap)
         return min(self.backoff_cap, self.backoff_base * 2.0 ** (tries - 1)) * random.uniform(0.5, 1.0)
-
-    def _body(self, prompt: ChatPrompt, s: SamplingConfig, max_tokens: int | None = None, *,
-              raw: str | None = None) -> dict[str, Any]:
-        """Sampling as the local engine does it: top_k, min_p (vLLM and llama.cpp take them
-        as extra fields) and repeat_penalty 1 (llama-cpp-python's server defaults to 1.1).
-        `raw`: a /v1/completions request on that text instead of the chat messages."""
-        body: dict[str, Any] = {
-            "model": self.model_name, "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": s.max_tokens if max_tokens is None else max_tokens,
-            "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
-            "seed": s.seed, "repeat_penalty": 1.0,
-        }
-        if raw is not None:
-            body["prompt"] = raw
-        else:
-            body["messages"] = prompt.as_json()
-            if not prompt.think:
-                body["chat_template_kwargs"] = {"enable_thinking": False}
-        return body
 
     def _refit(self, body: dict[str, Any]) -> bytes:
         """The request as bytes, without the optional fields this server refused."""

@@ -107,3 +107,36 @@ def sequences_that_fit(wanted: int, cells: int, bytes_per_cell: int, *, gpu: boo
     usable = (free - GPU_RESERVE_BYTES) if gpu else free // 2
     per_sequence = max(1, cells * bytes_per_cell)
     return max(1, min(wanted, usable // per_sequence))
+
+
+CELLS_PER_EXTRA_SAMPLE = 1024  # default pool: one whole sample, then this much for each other one
+
+
+def kv_plan(wanted: int, cells: int, bytes_per_cell: int, *, gpu: bool,
+            budget_bytes: int | None = None) -> int | None:
+    """None for per-sample KV streams, else the cells of one unified pool for `wanted`
+    samples that may each grow to `cells`.
+
+    Streams when every sample fits whole: attention then reads only a sample's own cells
+    (a unified cache attends over every used cell of the pool). Otherwise one pool shared by
+    all samples (and, unified, the prompt's cells are shared by a problem's samples), sized
+    by what samples really hold rather than by --ctx: `budget_bytes` (--kv-budget) when
+    given, else one whole sample plus CELLS_PER_EXTRA_SAMPLE for each other one (math
+    samples use a few hundred to a few thousand cells), capped by half the free RAM (CPU) or
+    the GPU's free memory less a reserve. When the pool fills, the scheduler preempts the
+    youngest sample. A pool is never smaller than one whole sample.
+    """
+    per_cell = max(1, bytes_per_cell)
+    if wanted <= 1:
+        return None
+    if budget_bytes is not None:
+        pool = budget_bytes // per_cell // KV_PAD * KV_PAD
+        return None if pool >= wanted * cells else max(cells, pool)
+    pool = round_up(cells + (wanted - 1) * CELLS_PER_EXTRA_SAMPLE, KV_PAD)
+    if wanted * cells <= pool:
+        return None
+    free = free_gpu_memory() if gpu else available_ram()
+    if free is not None:
+        usable = (free - GPU_RESERVE_BYTES) if gpu else free // 2
+        pool = min(pool, max(0, usable) // per_cell // KV_PAD * KV_PAD)
+    return max(cells, pool)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import EngineConfig
 from mathsolve.engine import sizing
-from mathsolve.engine.decode import InterruptibleDecode, Job, SampleState, sampler_chain
+from mathsolve.engine.decode import InterruptibleDecode, Job, PoolFull, SampleState, sampler_chain
 from mathsolve.errors import EngineError
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class BatchSlots:
     _ctx_seqs: int
     _ctx_cells: int
     _ctx_graph: bool
+    _ctx_pool: int | None  # cells of the unified pool; None: a stream per slot
     _batch: Any
     _slot_tokens: list[list[int]]
     _attached: dict[int, object]
@@ -61,7 +62,22 @@ class BatchSlots:
         n_head_kv: int = llama_cpp.llama_model_n_head_kv(self._model)
         n_embd: int = llama_cpp.llama_model_n_embd(self._model)
         head_dim = self._meta_int("attention.key_length") or n_embd // n_head
-        return 2 * 2 * n_layer * n_head_kv * head_dim  # K and V, f16
+        values = 2 * n_layer * n_head_kv * head_dim  # K and V
+        return values * 34 // 32 if self._cfg.kv_type == "q8_0" else values * 2  # q8_0: 34 B a block of 32
+
+    def kv_plan(self, wanted: int, need: int) -> int | None:
+        """The unified pool's cells for `wanted` samples of up to `need` tokens, or None for
+        per-sample streams (sizing.kv_plan; the tests' kv_budget_tokens keeps streams)."""
+        if self._cfg.extra.get("kv_budget_tokens"):
+            return None
+        cells = sizing.round_up(need, sizing.KV_PAD)
+        pool = sizing.kv_plan(wanted, cells, self._kv_bytes_per_cell(), gpu=self._gpu_offload,
+                              budget_bytes=self._cfg.kv_budget)
+        budget = self._cfg.kv_budget
+        if pool is not None and budget is not None and pool * self._kv_bytes_per_cell() > budget:
+            raise EngineError(f"--kv-budget {budget / 1e9:.2f} GB holds {budget // self._kv_bytes_per_cell()} "
+                              f"tokens of KV, one sample needs {cells}; raise it or lower --ctx")
+        return pool
 
     def _meta_int(self, suffix: str) -> int | None:
         arch = self._meta_str("general.architecture")
@@ -86,30 +102,37 @@ class BatchSlots:
                        f"decoding them in groups of {slots}")
         return slots
 
-    def _ensure_context(self, seqs: int, need: int, *, graph: bool) -> int:
-        """A context with >= seqs slots of >= need cells; returns the slots usable."""
+    def _ensure_context(self, seqs: int, need: int, *, graph: bool, pool: int | None = None) -> int:
+        """A context with >= seqs slots of >= need cells each (a stream per slot), or with
+        `pool` cells that seqs slots share (unified); returns the slots usable."""
         import llama_cpp
 
         cells = sizing.round_up(need, sizing.KV_PAD)
-        if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_cells >= cells
-                and self._ctx_graph == graph):
+        if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_graph == graph
+                and self._ctx_pool == pool and self._ctx_cells >= cells):
             return seqs
         self._free_context()
         while True:
             params = llama_cpp.llama_context_default_params()
-            params.n_ctx = cells * seqs
+            params.n_ctx = pool or cells * seqs
             params.n_seq_max = seqs
             params.n_batch = max(PROMPT_CHUNK, seqs)
             params.n_ubatch = max(PROMPT_CHUNK, seqs)
             params.n_threads = self._threads
             params.n_threads_batch = self._threads
-            params.kv_unified = False
+            params.kv_unified = pool is not None
+            if self._cfg.kv_type == "q8_0":  # a quantised V cache needs flash attention
+                params.type_k = params.type_v = llama_cpp.GGML_TYPE_Q8_0
+                params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
             params.no_perf = True
             if graph:  # one output per slot and step: the in-graph RNG advances per draw
                 params.n_outputs_max_per_seq = 1
             ctx = llama_cpp.llama_init_from_model(self._model, params)
             if ctx is not None:
                 break
+            if pool is not None:
+                raise EngineError(f"llama.cpp could not allocate a KV pool of {pool} tokens; "
+                                  "lower --kv-budget, --ctx or --samples")
             if seqs == 1:
                 raise EngineError(
                     f"llama.cpp could not allocate a context of {cells} tokens; "
@@ -117,9 +140,9 @@ class BatchSlots:
                 )
             seqs = max(1, seqs // 2)
             self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
-        self._ctx, self._ctx_seqs, self._ctx_graph = ctx, seqs, graph
+        self._ctx, self._ctx_seqs, self._ctx_graph, self._ctx_pool = ctx, seqs, graph, pool
         self._logits = None
-        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)
+        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)  # unified: the whole pool
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
         self._slot_tokens = [[] for _ in range(seqs)]
         return seqs
@@ -279,7 +302,30 @@ class BatchSlots:
             return
         keep = len(self._slot_tokens[seq.seq_id])
         mem = llama_cpp.llama_get_memory(self._ctx)
+        if self._ctx_pool is not None and seq.job.started >= len(seq.job.samplings):
+            keep = 0  # a pool keeps no prompt that no sample of its problem will start from
+            self._slot_tokens[seq.seq_id] = []
         llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, keep, -1)
+
+    def evict(self, seq: SampleState) -> None:
+        """Preemption (the pool is full): free the sample's generated cells; its prompt's
+        cells stay (a sibling shares them). restore() brings the rest back."""
+        import llama_cpp
+
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, seq.n_prompt - 1, -1)
+
+    def restore(self, seq: SampleState) -> None:
+        """A preempted sample's cells again: its last prompt token and its tokens so far,
+        prefilled in chunks (the next token it decodes is seq.next_input, as before)."""
+        full = seq.job.tokens + seq.ids
+        try:
+            with InterruptibleDecode(self._ctx):
+                self._prefill(seq.seq_id, full[:seq.pos], seq.n_prompt - 1)
+        except BaseException:
+            self.evict(seq)
+            raise
+        self._last_prefill += seq.pos - (seq.n_prompt - 1)
 
     def _decode(self) -> None:
         import llama_cpp
@@ -287,6 +333,8 @@ class BatchSlots:
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
         if rc == 2:  # aborted by InterruptibleDecode: Ctrl-C during a long prompt
             raise KeyboardInterrupt
+        if rc == 1 and self._ctx_pool is not None:  # nothing decoded, the cache as it was
+            raise PoolFull()
         if rc != 0:
             raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
 
