@@ -67,6 +67,10 @@ def batched_bench(binary: Path, model: Path, ks: list[int], n_prompt: int, token
     cmd = [str(binary), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
            "-npp", str(n_prompt), "-ntg", str(tokens), "-npl", ",".join(map(str, ks)),
            "-t", str(threads), "-ngl", str(ngl)]
+    from mathsolve.engine.native import cpu_has_amx
+
+    if cpu_has_amx():  # the weights in plain CPU buffers, as mathsolve loads them (native.model_params)
+        cmd.append("--no-repack")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     rates = {}
     for line in proc.stdout.splitlines():
@@ -82,8 +86,11 @@ def llama_bench_tg(binary: Path, model: Path, threads: int, ngl: int) -> float |
     """llama-bench's tg128 tokens/s (single sequence, no sampling) on the same file."""
     import json
 
+    from mathsolve.engine.native import cpu_has_amx
+
     proc = subprocess.run([str(binary), "-m", str(model), "-p", "0", "-n", "128", "-r", "2",
-                           "-t", str(threads), "-ngl", str(ngl), "-o", "json"],
+                           "-t", str(threads), "-ngl", str(ngl), "-o", "json",
+                           *(["-nr", "1"] if cpu_has_amx() else [])],  # as mathsolve loads weights
                           capture_output=True, text=True, timeout=1800)
     try:
         return float(json.loads(proc.stdout)[0]["avg_ts"])

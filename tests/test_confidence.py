@@ -89,7 +89,7 @@ def test_samples_are_cancelled_when_the_rule_holds_and_never_vote(smollm2_gguf: 
     with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=1024, n_threads=2)) as engine:
         prompt = engine.render("Tell me a very long story about a dragon.")
         out = engine.generate_many(prompt, samplings, stop_when=stop_rule(options))
-    assert out[0].finish_reason == "stop" and "\\boxed{" in out[0].text
+    assert out[0].finish_reason in ("stop", "length") and "\\boxed{" in out[0].text
     cancelled = [c for c in out[1:] if c.finish_reason == "cancelled"]
     assert len(cancelled) >= 4  # all but one that may end by itself in the same step
     assert all(c.completion_tokens < 400 for c in cancelled)
@@ -97,3 +97,4 @@ def test_samples_are_cancelled_when_the_rule_holds_and_never_vote(smollm2_gguf: 
     voted = {i for group in result.votes for i in group["samples"]}
     assert not voted & {c.sample for c in cancelled}  # cancelled samples never vote
     assert result.confidence is not None and result.confidence >= 0.7
+    assert result.votes and 0 in result.votes[0]["samples"]  # sample 0's answer decided it

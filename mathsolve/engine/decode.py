@@ -187,6 +187,7 @@ class SampleState:
         self.prompt_seconds = 0.0
         self.order = 0  # admission order (the scheduler preempts the youngest)
         self.forced: list[int] = []  # cue tokens still to feed in place of drawn ones
+        self.feeding: list[int] = []  # cue tokens in the batch being decoded
         self.budget: str | None = None
         self.budget_at: int | None = None
         self.budget_in_think = False
@@ -200,15 +201,35 @@ class SampleState:
         """Tokens drawn so far (the counter of the vectorised sampler's random stream)."""
         return self.n_generated
 
+    def feed(self, room: int) -> list[int]:
+        """The cue tokens to decode in this step after next_input (as many as `room` allows)."""
+        if not self.forced or room <= 0:
+            return []
+        self.feeding, self.forced = self.forced[:room], self.forced[room:]
+        return self.feeding
+
+    def unfeed(self) -> None:
+        """The step was not decoded (the KV pool was full): the cue tokens wait again."""
+        self.forced, self.feeding = self.feeding + self.forced, []
+
     def accept(self, token: int) -> None:
-        """Record a sampled token (or the next cue token in its place, once steered); decide
-        whether this sequence is finished or has reached its thinking budget."""
+        """Record the cue tokens decoded in this step, then the sampled token (or the next
+        cue token in its place, when the batch had no room for the cue); decide whether this
+        sequence is finished or has reached its thinking budget."""
+        feeding, self.feeding = self.feeding, []
+        for cue in feeding:
+            self._take(cue)
+            if self.finish is not None:
+                return
         if self.forced:
             token = self.forced.pop(0)
         elif self.vocab.is_stop(token):
             self.ids.append(token)
             self.end("stop")
             return
+        self._take(token)
+
+    def _take(self, token: int) -> None:
         self.ids.append(token)
         self.next_input = token
         self.pos += 1

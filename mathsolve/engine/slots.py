@@ -44,6 +44,7 @@ class BatchSlots:
     _ctx_cells: int
     _ctx_graph: bool
     _ctx_pool: int | None  # cells of the unified pool; None: a stream per slot
+    _outputs: list[int]  # the batch index of each row's output in the last decode_rows
     _batch: Any
     _slot_tokens: list[list[int]]
     _attached: dict[int, object]
@@ -108,8 +109,10 @@ class BatchSlots:
         import llama_cpp
 
         cells = sizing.round_up(need, sizing.KV_PAD)
+        same_kind = (pool is None) == (self._ctx_pool is None)
+        big_enough = self._ctx_cells >= cells and (pool is None or (self._ctx_pool or 0) >= pool)
         if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_graph == graph
-                and self._ctx_pool == pool and self._ctx_cells >= cells):
+                and same_kind and big_enough):
             return seqs
         self._free_context()
         while True:
@@ -239,16 +242,31 @@ class BatchSlots:
             llama_cpp.llama_sampler_free(old)
 
     def decode_rows(self, rows: list[SampleState]) -> None:
-        """One new token for every running sample, all in one llama_decode."""
+        """One new token for every running sample, all in one llama_decode. A sample steered
+        at its budget has its cue decoded in the same call (one output, after the cue's
+        last token), while the batch has room; the rest of a cue goes a token a step."""
         b = self._batch
-        for i, seq in enumerate(rows):
-            b.token[i] = seq.next_input
-            b.pos[i] = seq.pos
-            b.n_seq_id[i] = 1
-            b.seq_id[i][0] = seq.seq_id
-            b.logits[i] = 1
-        b.n_tokens = len(rows)
-        self._decode()
+        room = max(PROMPT_CHUNK, self._ctx_seqs) - len(rows)
+        n = 0
+        self._outputs = []
+        for seq in rows:
+            feed = seq.feed(room)
+            room -= len(feed)
+            for j, tok in enumerate([seq.next_input, *feed]):
+                b.token[n] = tok
+                b.pos[n] = seq.pos + j
+                b.n_seq_id[n] = 1
+                b.seq_id[n][0] = seq.seq_id
+                b.logits[n] = int(j == len(feed))
+                n += 1
+            self._outputs.append(n - 1)
+        b.n_tokens = n
+        try:
+            self._decode()
+        except PoolFull:
+            for seq in rows:
+                seq.unfeed()
+            raise
 
     def sample_rows(self, rows: list[SampleState], path: str) -> list[int]:
         import llama_cpp
@@ -256,7 +274,7 @@ class BatchSlots:
         if path == "vector":
             return self._sample_vector(rows)
         ctx = self._ctx
-        return [llama_cpp.llama_sampler_sample(seq.chain, ctx, i) for i, seq in enumerate(rows)]
+        return [llama_cpp.llama_sampler_sample(seq.chain, ctx, at) for at, seq in zip(self._outputs, rows)]
 
     def _sample_vector(self, rows: list[SampleState]) -> list[int]:
         import numpy as np

@@ -1,0 +1,85 @@
+"""The time a user waits (issue 15): the JSON record's `seconds` against llama-batched-bench.
+
+`mathsolve --json` solves one problem in a fresh process (as a user runs it) with K samples of
+`--tokens` each; its rate is the record's completion_tokens / seconds, everything the record
+counts (prompt, context, decode, extraction, vote, check). llama-batched-bench on the same
+file and threads gives the baseline: its aggregate rate at B = K for the same prompt length
+and tokens (S_TG, generation only: its prompt time is left out, ours is not). Beside it,
+bench_sampling's measure of the same run (decode only, prefill left out) says how much of
+a gap is the fixed cost of a problem rather than the decode loop.
+
+    python bench/bench_record.py [--model PATH] [--ks 1,32] [--tokens 256] [--runs 2]
+
+Default model: the tiny real-vocabulary Qwen3 (hidden 128, 3 layers, vocab 151,936, q8_0) of
+bench_sampling.py. Targets: K = 1 >= 0.85x B = 1, K = 32 >= 0.85x B = 32, the card's protocol
+(T 1.0, top-k 0, top-p 1) >= 0.7x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from bench_sampling import PROBLEM, batched_bench, tiny_models  # noqa: E402
+
+TARGETS = {("default", 1): 0.85, ("default", 32): 0.85, ("card", 32): 0.7, ("card", 1): 0.7}
+FLAGS = {"default": [], "card": ["--temperature", "1.0", "--top-p", "1", "--top-k", "0"]}
+
+
+def record(model: Path, k: int, tokens: int, threads: int, sampling: str, seed: int) -> dict:
+    cmd = [sys.executable, "-m", "mathsolve", "--json", "--model", str(model), "--samples", str(k),
+           "--max-tokens", str(tokens), "--threads", str(threads), "--seed", str(seed),
+           "--ctx", str(tokens + 256), *FLAGS[sampling], PROBLEM]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if proc.returncode not in (0, 3):
+        sys.exit(proc.stderr[-2000:])
+    out: dict = json.loads(proc.stdout)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--ks", default="1,32")
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--samplings", default="default,card")
+    ap.add_argument("--llama-bin", type=Path, default=REPO / "scratch" / "llama.cpp" / "build" / "bin")
+    args = ap.parse_args()
+    model = args.model or tiny_models(1)[0]
+    binary = args.llama_bin / "llama-batched-bench"
+    from mathsolve.config import EngineConfig
+    from mathsolve.engine.llama import Engine
+
+    with Engine.load(EngineConfig(str(model), n_ctx=args.tokens + 256, n_threads=args.threads)) as engine:
+        n_prompt = len(engine.tokenize(engine.render(PROBLEM)))
+    print(f"model: {model}  threads: {args.threads}  prompt: {n_prompt} tokens  tokens/sample: {args.tokens}")
+    for name in args.samplings.split(","):
+        for k in [int(x) for x in args.ks.split(",")]:
+            rates, base = [], []
+            for r in range(args.runs):  # alternate with the baseline: the machine drifts
+                rec = record(model, k, args.tokens, args.threads, name, 100 + 1000 * r)
+                rates.append(rec["completion_tokens"] / rec["seconds"])
+                if binary.exists():
+                    got = batched_bench(binary, model, [k], n_prompt, args.tokens, args.threads, 0)
+                    base += [got[k]] if k in got else []
+            line = f"{name:8s} K={k:<3d} record {max(rates):9.1f} tok/s"
+            if base:
+                target = TARGETS.get((name, k))
+                line += (f"   llama-batched-bench B={k}: {max(base):9.1f} tok/s   {max(rates) / max(base):.2f}x"
+                         + (f" (target >= {target}x)" if target else ""))
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
