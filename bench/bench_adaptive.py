@@ -117,9 +117,13 @@ def main() -> int:
     ap.add_argument("--problems", type=int, default=100)
     ap.add_argument("--confidence", type=float, default=0.95)
     ap.add_argument("--pace", type=float, default=0.0005, help="seconds per streamed token")
+    ap.add_argument("--quick", action="store_true", help="3 problems recorded afresh (smoke test)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-adaptive-"))
-    rec = args.record or REPO / "scratch" / "adaptive" / f"smollm2-gsm8k-{args.problems}x8.jsonl"
+    if args.quick:
+        args.problems = 3
+    rec = args.record or (work / "record.jsonl" if args.quick else
+                          REPO / "scratch" / "adaptive" / f"smollm2-gsm8k-{args.problems}x8.jsonl")
     if not rec.exists():
         rec.parent.mkdir(parents=True, exist_ok=True)
         print(f"recording {args.problems} x 8 completions to {rec} ...", flush=True)

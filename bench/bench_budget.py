@@ -108,8 +108,11 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=20.0)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-budgets", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="SmolLM2, budgets only, a 1 s limit (smoke test)")
     args = ap.parse_args()
-    model = args.model or default_model(False)
+    if args.quick:
+        args.time_limit, args.skip_memory = 1.0, True
+    model = args.model or default_model(args.quick)
     print(f"model: {model}")
     if not args.skip_budgets:
         budgets(model, args.threads, args.time_limit)

@@ -54,7 +54,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samplings", default="default,card")
     ap.add_argument("--llama-bin", type=Path, default=REPO / "scratch" / "llama.cpp" / "build" / "bin")
+    ap.add_argument("--quick", action="store_true", help="K = 1, 8 tokens, one run (smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.ks, args.tokens, args.runs, args.samplings = "1", 8, 1, "default"
     model = args.model or tiny_models(1)[0]
     binary = args.llama_bin / "llama-batched-bench"
     from mathsolve.config import EngineConfig

@@ -19,6 +19,9 @@ QUICK = {
     "server": (["bench_server.py", "--quick", "--problems", "2", "--max-tokens", "8"], "concurrency"),
     "sampling": (["bench_sampling.py", "--quick"], "K=2"),
     "inflight": (["bench_inflight.py", "--quick"], "in flight"),
+    "record": (["bench_record.py", "--quick"], "record"),
+    "budget": (["bench_budget.py", "--quick"], "--thinking-budget 256"),
+    "adaptive": (["bench_adaptive.py", "--quick"], "adaptive / full"),
     "fuzz_gguf": (["fuzz_gguf.py", "--cost"], "child probe"),  # the 50-mutation run: test_gguf_check
 }
 
