@@ -50,7 +50,7 @@ class Replay:
             for s in row["samples"]:
                 self.by_key[(row["problem"], s["seed"])] = (s.get("completion", ""), s["completion_tokens"])
         self.pace = pace
-        self.streamed = 0  # tokens sent, over all requests (cancelled ones stop early)
+        self.streamed = 0.0  # recorded tokens sent, over all requests (cancelled ones stop early)
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
         self.httpd.daemon_threads = True
@@ -83,13 +83,14 @@ class Replay:
                 self.end_headers()
                 n = max(1, tokens)
                 step = max(1, -(-len(text) // n))
+                chunks = max(1, -(-len(text) // step))
                 try:
                     for i in range(0, len(text), step):  # about one chunk per recorded token
                         self.event({"choices": [{"index": 0, "delta": {"content": text[i:i + step]},
                                                  "finish_reason": None}]})
-                        with replay.lock:
-                            replay.streamed += 1
-                        time.sleep(replay.pace)
+                        with replay.lock:  # the recorded tokens, in the share of the text sent
+                            replay.streamed += tokens / chunks
+                        time.sleep(replay.pace * tokens / chunks)
                     self.event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                     self.event({"choices": [], "usage": {"prompt_tokens": 60, "completion_tokens": tokens}})
                     self.wfile.write(b"data: [DONE]\n\n")

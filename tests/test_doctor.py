@@ -13,7 +13,7 @@ GPU_REGISTRY_NAMES = {"CUDA": ("CUDA",), "Metal": ("MTL", "METAL"), "ROCm": ("RO
 KEYS = {
     "llama_cpp_python", "system_info", "gpu_offload", "backend", "gpu_detected",
     "physical_cores", "logical_cpus", "platform", "cache_root", "free_disk_gb",
-    "cached_models", "reinstall", "sampler",
+    "cached_models", "reinstall", "sampler", "kv_cache", "weights_buffers",
 }
 
 
@@ -35,6 +35,10 @@ def test_collect_reports_the_installed_build_and_cache(tmp_path, monkeypatch):
     assert info["sampler"].startswith("graph" if info["gpu_offload"] else "vector")
     assert info["cache_root"] == str(tmp_path / "cache")
     assert info["free_disk_gb"] > 0 and info["cached_models"] == []
+    assert "unified pool" in info["kv_cache"] and "--kv-budget" in info["kv_cache"]
+    from mathsolve.engine.native import cpu_has_amx
+
+    assert ("llama.cpp#20824" in info["weights_buffers"]) is cpu_has_amx()
 
 
 def test_collect_lists_cached_models_with_their_problems(tmp_path, monkeypatch):

@@ -210,7 +210,6 @@ class TerminalRenderer(Renderer):
                             if result.check.get("reason") else result.check["status"])
         if result.fallback:
             subtitle.append("no \\boxed{}: taken from the text")
-
         self.console.print(Panel(Text(body), title="Answer", title_align="left", border_style=style,
                                  subtitle=" · ".join(subtitle) or None, subtitle_align="left"),
                            markup=False)
