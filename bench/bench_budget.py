@@ -58,7 +58,7 @@ def budgets(model: Path, threads: int | None, limit: float) -> None:
           f"{ANSWER_ALLOWANCE} = {bound} ({'met' if most <= bound else 'missed'}); steered at 256: {boxed}; "
           f"the answer opens a box: {(chr(92) + 'boxed{') in rec['completion']}")
     rec, wall = cli_record(model, threads, "--time-limit", str(limit))
-    step = rec["seconds"] / max(1, rec["completion_tokens"])
+    step = limit / max(1, rec["budget"]["at"])  # a decode step's time, from the steps before the limit
     bound = limit + step + ANSWER_ALLOWANCE * step
     print(f"--time-limit {limit:g}: record seconds {rec['seconds']:.1f}; target: the limit + one decode step "
           f"+ the {ANSWER_ALLOWANCE}-token allowance at {step:.2f} s/token = {bound:.1f} s "

@@ -177,3 +177,15 @@ def test_api_bad_budget_values_are_usage_errors():
                    {"thinking_budget": 8190}):
         with pytest.raises(UsageError):
             Solver("no-such-model.gguf", **kwargs)
+
+
+def test_samples_not_started_by_the_time_limit_are_skipped(smollm2_gguf):
+    with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=1024, n_threads=2,
+                                  parallel=1)) as engine:  # one slot: the samples run one by one
+        prompt = engine.render(LONG)
+        samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.3)
+                     for i in range(3)]
+        out = engine.generate_many(prompt, samplings)
+    assert out[0].budget == "time_limit" and "\\boxed{" in out[0].text
+    assert [c.finish_reason for c in out[1:]] == ["cancelled", "cancelled"]
+    assert all(c.completion_tokens == 0 for c in out[1:])
