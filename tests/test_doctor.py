@@ -88,3 +88,15 @@ def test_pinned_version_matches_the_project_dependency():
 
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert f'"llama-cpp-python=={doctor.LLAMA_CPP_PYTHON}"' in pyproject
+
+
+def test_llama_cpp_pythons_own_loader_gets_mathsolves_weights_buffers():
+    """conftest patches llama-cpp-python's defaults (its Llama and server load as mathsolve
+    does); on an AMX CPU that keeps llama.cpp out of its crashing AMX kernel."""
+    import llama_cpp.llama_cpp as lib
+
+    from mathsolve.engine.native import cpu_has_amx, model_params, patch_llama_defaults
+
+    patch_llama_defaults()  # again: a second call changes nothing
+    assert lib.llama_model_default_params().use_extra_bufts is (not cpu_has_amx())
+    assert model_params(gpu=False).use_extra_bufts is (not cpu_has_amx())

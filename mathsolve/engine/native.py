@@ -102,17 +102,16 @@ def patch_llama_defaults() -> None:
     (see model_params): its constructor starts from llama_model_default_params()."""
     import llama_cpp.llama_cpp as lib
 
-    if getattr(lib.llama_model_default_params, "_mathsolve", False):
-        return
     original = lib.llama_model_default_params
+    if getattr(original, "__name__", "") == "mathsolve_model_defaults":  # patched already
+        return
 
-    def defaults() -> Any:
+    def mathsolve_model_defaults() -> Any:
         params = original()
         params.use_extra_bufts = model_params(gpu=False).use_extra_bufts
         return params
 
-    defaults._mathsolve = True  # type: ignore[attr-defined]
-    lib.llama_model_default_params = defaults
+    lib.llama_model_default_params = mathsolve_model_defaults
 
 
 # `python -c LLAMA_SERVER ARGS...`: llama-cpp-python's OpenAI-compatible server, models loaded
