@@ -63,7 +63,7 @@ def test_without_a_budget_nothing_is_steered(smol_engine):
 
 def test_a_time_limit_steers_the_running_samples(smol_engine):
     prompt = smol_engine.render(LONG)
-    samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.5)
+    samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.2)
                  for i in range(2)]
     start = time.perf_counter()
     out = smol_engine.generate_many(prompt, samplings)
@@ -183,7 +183,7 @@ def test_samples_not_started_by_the_time_limit_are_skipped(smollm2_gguf):
     with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=1024, n_threads=2,
                                   parallel=1)) as engine:  # one slot: the samples run one by one
         prompt = engine.render(LONG)
-        samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.3)
+        samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.05)
                      for i in range(3)]
         out = engine.generate_many(prompt, samplings)
     assert out[0].budget == "time_limit" and "\\boxed{" in out[0].text
