@@ -13,7 +13,7 @@ from typing import Any
 
 from mathsolve.config import SamplingConfig, budget_cue
 from mathsolve.engine.decode import Completion, TextEvent
-from mathsolve.engine.stream import THINK_CLOSE, THINK_OPEN, ThinkSplitter
+from mathsolve.engine.stream import ThinkSplitter, think_open_at_end
 from mathsolve.errors import UsageError
 
 
@@ -69,7 +69,7 @@ def request_body(model: str, prompt: ChatPrompt, s: SamplingConfig, max_tokens: 
 
 def continuation(prompt: ChatPrompt, text: str) -> tuple[str, str, bool]:
     """(raw prompt, cue, in_think) to continue `text` at its budget."""
-    in_think = text.rfind(THINK_OPEN) > text.rfind(THINK_CLOSE)
+    in_think = think_open_at_end(text)
     cue = budget_cue(in_think, at_start=not text)
     head = "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in prompt.messages)
     head += "<|im_start|>assistant\n" + ("" if prompt.think else "<think>\n\n</think>\n\n")

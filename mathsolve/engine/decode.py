@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mathsolve.config import SamplingConfig
-from mathsolve.engine.stream import ThinkSplitter, Utf8Stream
+from mathsolve.engine.stream import ThinkSplitter, Utf8Stream, think_open_at_end
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -255,8 +255,7 @@ class SampleState:
         if self._mid_character():
             return False
         text = self.text()
-        in_think = (self.job.in_think and "</think>" not in text) or \
-            text.rfind("<think>") > text.rfind("</think>")
+        in_think = think_open_at_end(("<think>" if self.job.in_think else "") + text)
         self.forced = list(self.vocab.cue_tokens(in_think, self.n_generated == 0))
         self.budget, self.budget_at, self.budget_in_think = reason, self.n_generated, in_think
         self.max_tokens = min(self.ctx_limit, self.n_generated + len(self.forced) + ANSWER_ALLOWANCE)

@@ -72,11 +72,10 @@ class BatchSlots:
         if self._cfg.extra.get("kv_budget_tokens"):
             return None
         cells = sizing.round_up(need, sizing.KV_PAD)
-        pool = sizing.kv_plan(wanted, cells, self._kv_bytes_per_cell(), gpu=self._gpu_offload,
-                              budget_bytes=self._cfg.kv_budget)
-        budget = self._cfg.kv_budget
-        if pool is not None and budget is not None and pool * self._kv_bytes_per_cell() > budget:
-            raise EngineError(f"--kv-budget {budget / 1e9:.2f} GB holds {budget // self._kv_bytes_per_cell()} "
+        per_cell, budget = self._kv_bytes_per_cell(), self._cfg.kv_budget
+        pool = sizing.kv_plan(wanted, cells, per_cell, gpu=self._gpu_offload, budget_bytes=budget)
+        if pool is not None and budget is not None and pool * per_cell > budget:
+            raise EngineError(f"--kv-budget {budget / 1e9:.2f} GB holds {budget // per_cell} "
                               f"tokens of KV, one sample needs {cells}; raise it or lower --ctx")
         return pool
 
