@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible stand-in on 127.0.0.1, for failures a real server will not make
 on demand: every other request failing (500, 429, a stream cut short), a problem that always
 fails, reasoning sent as `reasoning_content` (vLLM's reasoning parser), an oversized answer,
-a slow stream. It records every request so tests can check what mathsolve sent."""
+a slow stream, llama.cpp's own reasoning budget. It records every request so tests can check
+what mathsolve sent."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ MAX_REQUESTS = 400  # a runaway client gets 503 forever after this, never an end
 class FakeServer:
     """mode: "ok", "flaky" (odd-numbered POSTs fail), "fail-marked" (a problem containing
     FAIL always gets 503), "reasoning" (reasoning_content deltas), "huge" (5 MB of text),
-    "slow" (a chunk every 50 ms), "strict" (HTTP 400 for a request with stream_options).
+    "slow" (a chunk every 50 ms), "strict" (HTTP 400 for a request with stream_options),
+    "budget" (llama.cpp's server: GET /props lists reasoning_format, and a chat request's
+    reasoning_budget_tokens ends its thinking with reasoning_budget_message + </think>;
+    one chunk is one token, max_tokens is kept), "budget-ignored" (advertises it, ignores it).
     pace: seconds between chunks, so concurrent streams overlap and max_in_flight shows it."""
 
     def __init__(self, mode: str = "ok", *, usage: bool = True, pace: float = 0.0) -> None:
@@ -99,6 +103,13 @@ class FakeServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 self._record(None)
+                if self.path.endswith("/props"):  # llama.cpp's server; others have none
+                    if fake.mode.startswith("budget"):
+                        self._json(200, {"default_generation_settings": {
+                            "params": {"temperature": 0.8, "reasoning_format": "none"}, "n_ctx": 4096}})
+                    else:
+                        self._json(404, {"error": {"message": "File Not Found"}})
+                    return
                 self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
             def do_POST(self) -> None:  # noqa: N802
@@ -130,6 +141,8 @@ class FakeServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
+                if fake.mode.startswith("budget"):
+                    return self._tokens(body)
                 pieces = fake._pieces()
                 if cut:
                     pieces = pieces[: len(pieces) // 2]
@@ -144,6 +157,30 @@ class FakeServer:
                 if fake.usage:
                     self._event({"choices": [], "usage": {"prompt_tokens": 31,
                                                           "completion_tokens": 12}})
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
+
+            def _tokens(self, body: dict) -> None:
+                """The budget modes: one token a chunk, finish "length" at max_tokens."""
+                if "prompt" in body:  # /v1/completions: the continuation after a cue
+                    tokens = ["4", "}$", "."]
+                else:
+                    tokens = ["<think>", "\n"] + ["step "] * 300 + ["\n</think>\n\n", "The answer is ",
+                                                                      "\\boxed{4}", "."]
+                    budget = body.get("reasoning_budget_tokens")
+                    if fake.mode == "budget" and isinstance(budget, int) and budget >= 0:
+                        tokens = (tokens[:1 + budget] + [body.get("reasoning_budget_message", ""), "</think>",
+                                                         "\n\n", "The answer is ", "\\boxed{4}", "."])
+                limit = body.get("max_tokens") or len(tokens)
+                finish = "length" if len(tokens) > limit else "stop"
+                chat = "prompt" not in body
+                for token in tokens[:limit]:
+                    self._event({"choices": [{"index": 0, "finish_reason": None,
+                                              **({"delta": {"content": token}} if chat else {"text": token})}]})
+                self._event({"choices": [{"index": 0, "finish_reason": finish,
+                                          **({"delta": {}} if chat else {"text": ""})}]})
+                self._event({"choices": [], "usage": {"prompt_tokens": 31,
+                                                      "completion_tokens": min(limit, len(tokens))}})
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
 

@@ -414,7 +414,7 @@ def test_a_budget_of_zero_through_a_server_asks_for_the_answer_at_once():
         engine = ServerEngine.connect(fake.url)
         prompt = engine.render("What is 2+2?")
         c = engine.generate(prompt, SamplingConfig(seed=1, thinking_budget=0))
-        (post,) = fake.requests[1:]  # no chat request: only the continuation
+        (post,) = [r for r in fake.requests if r["body"] is not None]  # no chat request: only the continuation
         assert post["path"].endswith("/v1/completions")
         assert post["body"]["prompt"].endswith("<|im_start|>assistant\n" + BUDGET_ANSWER_CUE)
         assert post["body"]["max_tokens"] == ANSWER_ALLOWANCE
@@ -430,12 +430,57 @@ def test_a_time_limit_through_a_server_leaves_the_stream_and_steers_inside_think
         prompt = engine.render("What is 2+2?")
         start = time.perf_counter()
         c = engine.generate(prompt, SamplingConfig(seed=1, time_limit=0.5))
-        steered = fake.requests[2]  # the continuation, sent while the first stream still ran
+        posts = [r for r in fake.requests if r["body"] is not None]
+        steered = posts[1]  # the continuation, sent while the first stream still ran
         assert steered["path"].endswith("/v1/completions")
         assert steered["at"] - start < 0.5 + 1.0  # the slow first stream lasts 18 s
         assert steered["body"]["max_tokens"] == 64
         assert c.budget == "time_limit" and c.budget_in_think
-        cont = fake.requests[2]["body"]["prompt"]
+        cont = steered["body"]["prompt"]
         assert "<|im_start|>assistant\n<think>th" in cont  # 0.5 s of one-character chunks
         assert cont.endswith(BUDGET_THINK_CUE + "The final answer is $\\boxed{")
         assert BUDGET_THINK_CUE in c.text
+
+
+def test_a_server_that_advertises_its_own_budget_is_sent_it_and_steers_the_sample_itself():
+    from mathsolve.config import ANSWER_ALLOWANCE
+    from mathsolve.engine.chat import SERVER_BUDGET_MESSAGE, SERVER_BUDGET_ROOM
+
+    with FakeServer("budget") as fake:  # llama.cpp's /props and reasoning_budget_tokens
+        engine = ServerEngine.connect(fake.url)
+        assert engine.budget_field == "reasoning_budget_tokens"
+        c = engine.generate(engine.render("What is 2+2?"), SamplingConfig(seed=1, thinking_budget=10,
+                                                                          max_tokens=400))
+        (post,) = [r for r in fake.requests if r["body"] is not None]  # no continuation was needed
+        assert post["path"].endswith("/v1/chat/completions")
+        assert post["body"]["reasoning_budget_tokens"] == 10
+        assert post["body"]["reasoning_budget_message"] == SERVER_BUDGET_MESSAGE
+        assert post["body"]["max_tokens"] == 10 + SERVER_BUDGET_ROOM + ANSWER_ALLOWANCE
+        assert (c.budget, c.budget_at, c.budget_in_think) == ("thinking_budget", 10, True)
+        assert c.finish_reason == "stop" and c.text.endswith("\\boxed{4}.")
+        assert c.text.index(SERVER_BUDGET_MESSAGE.strip()) < c.text.index("</think>")
+
+
+def test_a_server_that_ignores_its_advertised_budget_gets_the_client_side_one_from_then_on():
+    from mathsolve.config import BUDGET_THINK_CUE
+
+    notes: list[str] = []
+    with FakeServer("budget-ignored") as fake:
+        engine = ServerEngine.connect(fake.url, warn=notes.append)
+        sampling = SamplingConfig(seed=1, thinking_budget=10, max_tokens=400)
+        first = engine.generate(engine.render("What is 2+2?"), sampling)
+        assert engine.budget_field is None and any("did not apply its reasoning budget" in n for n in notes)
+        assert first.budget == "thinking_budget" and BUDGET_THINK_CUE in first.text  # steered client side
+        second = engine.generate(engine.render("What is 3+3?"), sampling)
+        chats = [r["body"] for r in fake.posts()]
+        assert "reasoning_budget_tokens" in chats[0] and "reasoning_budget_tokens" not in chats[1]
+        assert chats[1]["max_tokens"] == 10  # capped at the budget, as for any server
+        assert (second.budget, second.budget_at, second.budget_in_think) == ("thinking_budget", 10, True)
+
+
+def test_a_server_without_props_gets_no_budget_fields():
+    with FakeServer() as fake:
+        engine = ServerEngine.connect(fake.url)
+        assert engine.budget_field is None
+        engine.generate(engine.render("What is 2+2?"), SamplingConfig(seed=1, thinking_budget=5))
+        assert all("reasoning_budget_tokens" not in r["body"] for r in fake.posts())

@@ -1,20 +1,27 @@
 """Engine: what a server is asked: chat messages, its URL, and a budget's continuation.
 
-A budget on a server is kept client side (server.ServerEngine._sample): at the budget, the
+A budget on a server is kept client side (budgeted, below): at the budget, the
 text so far goes back as a raw /v1/completions prompt in the training format (the Qwen3
 chat template's rendering, see DESIGN) with the cue that leads to an answer appended.
+A server that advertises its own reasoning budget (llama.cpp's: GET /props lists
+`reasoning_format` among its generation settings, and chat requests take
+`reasoning_budget_tokens` and `reasoning_budget_message`) is also sent the budget, with
+room for its message and the answer: it steers the sample itself, on its own KV cells, and
+the client side continuation is left for a sample that still ends at the length cap.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mathsolve.config import SamplingConfig, budget_cue
+from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_THINK_CUE, SamplingConfig, budget_cue
 from mathsolve.engine.decode import Completion, TextEvent
 from mathsolve.engine.stream import ThinkSplitter, think_open_at_end
-from mathsolve.errors import UsageError
+from mathsolve.errors import EngineError, UsageError
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,51 @@ def request_body(model: str, prompt: ChatPrompt, s: SamplingConfig, max_tokens: 
     return body
 
 
+Request = Callable[[dict[str, Any], str, bool], Completion]  # (body, path, deadline) -> completion
+CHAT_PATH = "/v1/chat/completions"
+
+SERVER_BUDGET_FIELD = "reasoning_budget_tokens"
+SERVER_BUDGET_MESSAGE = BUDGET_THINK_CUE[:BUDGET_THINK_CUE.index("</think>")]  # llama.cpp adds </think>
+SERVER_BUDGET_ROOM = 40  # tokens for that message and the end tag (23 with Qwen3's tokenizer)
+
+
+def server_budget_field(props: object) -> str | None:
+    """The field a server reads for its own reasoning budget, from its GET /props answer."""
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    params = settings.get("params") if isinstance(settings, dict) else None
+    return SERVER_BUDGET_FIELD if isinstance(params, dict) and "reasoning_format" in params else None
+
+
+def with_server_budget(body: dict[str, Any], field: str, budget: int) -> dict[str, Any]:
+    """`body` asking the server to steer at `budget` tokens of reasoning itself, with room
+    for its message, the end tag and config.ANSWER_ALLOWANCE tokens of answer."""
+    return {**body, field: budget, "reasoning_budget_message": SERVER_BUDGET_MESSAGE,
+            "max_tokens": min(body["max_tokens"], budget + SERVER_BUDGET_ROOM + ANSWER_ALLOWANCE)}
+
+
+def server_steered(first: Completion, budget: int) -> Completion:
+    """`first` marked as steered at `budget` when the server's budget message is in its text."""
+    if SERVER_BUDGET_MESSAGE.strip() not in first.text:
+        return first
+    return replace(first, budget="thinking_budget", budget_at=budget, budget_in_think=True)
+
+
+def server_ignored(first: Completion) -> bool:
+    """A first request sent with the server's budget that ended at the length cap still
+    thinking: the server did not apply it."""
+    return first.budget is None and first.finish_reason == "length" and think_open_at_end(first.text)
+
+
+def model_ids(body: bytes, url: str) -> list[str]:
+    """The model ids in a GET /v1/models answer."""
+    try:
+        data = json.loads(body).get("data") or []
+        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    except (ValueError, AttributeError, TypeError):
+        raise EngineError(f"the server at {url} sent no model list at /v1/models; "
+                          "is it an OpenAI-compatible server?") from None
+
+
 def continuation(prompt: ChatPrompt, text: str) -> tuple[str, str, bool]:
     """(raw prompt, cue, in_think) to continue `text` at its budget."""
     in_think = think_open_at_end(text)
@@ -84,10 +136,42 @@ def cue_events(sample: int, cue: str, in_think: bool) -> list[TextEvent]:
 
 def joined(first: Completion, rest: Completion, cue: str, in_think: bool) -> Completion:
     """One completion of the capped first request, the cue and the continuation; the cue's
-    tokens are not counted (a server does not say how many it made of them)."""
+    tokens are not counted (a server does not say how many it made of them). A first request
+    the server steered itself keeps where it did."""
+    steered = first.budget_at is not None
     return replace(rest, text=first.text + cue + rest.text,
                    prompt_tokens=first.prompt_tokens or rest.prompt_tokens,
                    completion_tokens=first.completion_tokens + rest.completion_tokens,
                    seconds=first.seconds + rest.seconds, prompt_seconds=first.prompt_seconds,
-                   budget=first.budget or "thinking_budget", budget_at=first.completion_tokens,
-                   budget_in_think=in_think)
+                   budget=first.budget or "thinking_budget",
+                   budget_at=first.budget_at if steered else first.completion_tokens,
+                   budget_in_think=first.budget_in_think if steered else in_think)
+
+
+def budgeted(request: Request, emit: Callable[[TextEvent], None], model: str, prompt: ChatPrompt,
+             s: SamplingConfig, sample: int, field: str | None) -> tuple[Completion, bool]:
+    """One sample with a thinking budget or a time limit, client side: a first request capped
+    at the budget (or left at the deadline), then /v1/completions on the training-format text
+    so far plus the cue (config.budget_cue), with config.ANSWER_ALLOWANCE tokens for the
+    answer (any OpenAI-compatible server takes a raw prompt there). With the server's own
+    budget `field`, the server steers first and the continuation is the fallback. Returns the
+    completion and whether the server ignored `field`."""
+    budget = s.thinking_budget
+    capped = budget is not None and budget < s.max_tokens
+    field = field if capped and budget and prompt.think else None
+    body = request_body(model, prompt, s, budget if capped and not field else None)
+    if budget == 0:
+        first = Completion(sample, s.seed, "", "length", 0, 0, 0.0, 0.0)
+    elif field and budget:
+        first = server_steered(request(with_server_budget(body, field, budget), CHAT_PATH, True), budget)
+    else:
+        first = request(body, CHAT_PATH, True)
+    ignored = field is not None and server_ignored(first)
+    if first.finish_reason != "length" or not (first.budget == "time_limit" or capped):
+        return first, ignored
+    raw, cue, in_think = continuation(prompt, first.text)
+    allowance = max(1, min(ANSWER_ALLOWANCE, s.max_tokens - first.completion_tokens))
+    for event in cue_events(sample, cue, in_think):
+        emit(event)
+    rest = request(request_body(model, prompt, s, allowance, raw=raw), "/v1/completions", False)
+    return joined(first, rest, cue, in_think), ignored

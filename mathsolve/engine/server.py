@@ -31,7 +31,8 @@ from typing import Any
 
 from mathsolve import __version__
 from mathsolve.config import SYSTEM_PROMPT, SamplingConfig
-from mathsolve.engine.chat import ChatPrompt, continuation, cue_events, joined, normalise_url, request_body
+from mathsolve.engine import chat
+from mathsolve.engine.chat import ChatPrompt, normalise_url
 from mathsolve.engine.decode import Completion, GenerationInterrupted, TextEvent
 from mathsolve.engine.sse import (
     MAX_COMPLETION_BYTES,
@@ -82,6 +83,7 @@ class ServerEngine:
         self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self._cancel = threading.Event()
         self._dropped: set[str] = set()  # optional fields this server refused
+        self.budget_field: str | None = None  # the server's own reasoning budget (chat.py)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -108,12 +110,7 @@ class ServerEngine:
         if status != 200:
             raise EngineError(f"the server at {engine.url} answered HTTP {status} to /v1/models; "
                               "is it an OpenAI-compatible server (vLLM, llama.cpp)?")
-        try:
-            data = json.loads(body).get("data") or []
-            ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        except (ValueError, AttributeError, TypeError):
-            raise EngineError(f"the server at {engine.url} sent no model list at /v1/models; "
-                              "is it an OpenAI-compatible server?") from None
+        ids = chat.model_ids(body, engine.url)
         name = model or os.environ.get(ENV_MODEL) or (ids[0] if ids else "")
         if not name:
             raise EngineError(f"the server at {engine.url} lists no model; "
@@ -121,9 +118,17 @@ class ServerEngine:
         if ids and name not in ids and warn:
             warn(f"the server lists {', '.join(ids[:5])[:200]}, not {name}; asking for {name} anyway")
         engine.model_name = name
+        engine.budget_field = engine._budget_field()
         engine.timeout = timeout
         engine.load_seconds = time.perf_counter() - start
         return engine
+
+    def _budget_field(self) -> str | None:
+        try:
+            status, body = self._get("/props")  # llama.cpp's server; others answer 404
+            return chat.server_budget_field(json.loads(body)) if status == 200 else None
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
 
     def eval_workers(self, samples: int) -> int:
         """How many problems eval should solve at once: enough to fill --concurrency requests
@@ -262,32 +267,17 @@ class ServerEngine:
 
     def _sample(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
                 call: Call) -> Completion:
-        """One sample; with a thinking budget or a time limit, done client side: a first
-        request capped at the budget (or left at the deadline), then a continuation of its
-        text with the cue that leads to an answer (as the local engine steers a sample)."""
-        budget = sampling.thinking_budget
-        capped = budget is not None and budget < sampling.max_tokens
-        first = (Completion(sample, sampling.seed, "", "length", 0, 0, 0.0, 0.0) if budget == 0 else
-                 self._request(request_body(self.model_name, prompt, sampling, budget if capped else None),
-                               sample, sampling.seed, call))
-        if first.finish_reason == "length" and (first.budget == "time_limit" or capped):
-            return self._steer(prompt, sampling, first, sample, call)
-        return first
+        """One sample; a thinking budget or a time limit as chat.budgeted keeps them."""
+        def request(body: dict[str, Any], path: str, deadline: bool) -> Completion:
+            return self._request(body, sample, sampling.seed, call, path=path, deadline=deadline)
 
-    def _steer(self, prompt: ChatPrompt, sampling: SamplingConfig, first: Completion,
-               sample: int, call: Call) -> Completion:
-        """The continuation at the budget: /v1/completions on the training-format text so far
-        plus the cue (config.budget_cue), with config.ANSWER_ALLOWANCE tokens for the answer.
-        Any OpenAI-compatible server takes a raw prompt there, whatever its chat API allows."""
-        from mathsolve.config import ANSWER_ALLOWANCE
-
-        raw, cue, in_think = continuation(prompt, first.text)
-        allowance = max(1, min(ANSWER_ALLOWANCE, sampling.max_tokens - first.completion_tokens))
-        for event in cue_events(sample, cue, in_think):
-            call.inbox.put(("event", event))
-        rest = self._request(request_body(self.model_name, prompt, sampling, allowance, raw=raw), sample,
-                             sampling.seed, call, path="/v1/completions", deadline=False)
-        return joined(first, rest, cue, in_think)
+        completion, ignored = chat.budgeted(request, lambda event: call.inbox.put(("event", event)),
+                                            self.model_name, prompt, sampling, sample, self.budget_field)
+        if ignored and self.budget_field:
+            self.budget_field = None  # it did not steer: keep budgets client side from now on
+            call.inbox.put(("note", f"the server at {self.url} did not apply its reasoning budget; "
+                                    "budgets are kept client side"))
+        return completion
 
     def _request(self, body: dict[str, Any], sample: int, seed: int, call: Call, *,
                  path: str = "/v1/chat/completions", in_think: bool = False,
