@@ -61,11 +61,13 @@ class Scheduler:
         self.preempted: list[SampleState] = []  # out of the pool for now, oldest first
         self.admitted = 0  # admission counter: the youngest sample has the highest order
         self.freed = False  # a sample left the pool since the last restore attempt
+        self.stepped_at = 0.0  # when the last step began (--time-limit keeps a step in hand)
 
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self, jobs: list[Job]) -> None:
         self.queue = list(reversed(jobs))
+        self.stepped_at = 0.0
         try:
             while True:
                 self._admit()
@@ -126,14 +128,17 @@ class Scheduler:
         return True
 
     def _deadlines(self) -> None:
-        """--time-limit: the samples of a job past its deadline are steered to an answer."""
-        now = None
-        for seq in self.live + self.preempted:
-            deadline = seq.job.deadline
-            if deadline is not None and seq.budget is None:
-                now = now or time.perf_counter()
-                if now >= deadline:
-                    seq.steer("time_limit")
+        """--time-limit: a job's samples are steered to an answer once the next step would end
+        past its deadline: the last step's time, and the cue's decode for each sample steered
+        (its tokens at the job's prefill rate), are kept in hand."""
+        now = time.perf_counter()
+        step, self.stepped_at = (now - self.stepped_at if self.stepped_at else 0.0), now
+        timed = [s for s in self.live + self.preempted if s.job.deadline is not None and s.budget is None]
+        for seq in timed:
+            job = seq.job
+            cue = job.prompt_seconds / max(1, len(job.tokens)) * len(seq.vocab.cue_tokens(True, False)) * len(timed)
+            if job.deadline is not None and now + step + cue >= job.deadline:
+                seq.steer("time_limit")
 
     # ---- admission ---------------------------------------------------------------------------
 
