@@ -11,7 +11,7 @@ import click
 
 from mathsolve.cli.admin import note
 from mathsolve.config import CHECK_TIMEOUT_S
-from mathsolve.errors import ExitStatus, InputError
+from mathsolve.errors import ExitStatus, InputError, UsageError
 
 if TYPE_CHECKING:  # imported where they run: `mathsolve --help` stays light
     from mathsolve.api import Solver
@@ -25,15 +25,24 @@ if TYPE_CHECKING:  # imported where they run: `mathsolve --help` stays light
 def eval_command(decorate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> click.Command:
     """The eval command, with cli/__init__.py's model and sampling options (`decorate`) added."""
     @click.command("eval")
-    @click.argument("data", type=click.Path(dir_okay=False))
-    @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
-                  help="Results file (JSON lines). Rerunning with the same file resumes.")
+    @click.argument("data", required=False, metavar="DATA")
+    @click.option("-o", "--out", type=click.Path(dir_okay=False),
+                  help="Results file (JSON lines), required unless --list. Rerunning with the same file resumes.")
+    @click.option("--list", "list_benchmarks", is_flag=True,
+                  help="List the benchmark names DATA may be (rows, pinned source, cached or not).")
     @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N rows.")
     @click.option("--save-completions", is_flag=True, help="Keep every sample's full text.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @decorate
     def eval_cmd(**opts: Any) -> ExitStatus:
-        """Measure accuracy on DATA (JSON lines with `problem` and `answer`, optional `id`).
+        """Measure accuracy on DATA: a benchmark name or a JSON lines file.
+
+        \b
+        A name (gsm8k, math500, aime24, aime25, amc23, minerva, olympiadbench;
+        see --list) is a file of a Hugging Face dataset pinned to a commit:
+        downloaded once into the HF cache, then read offline (--offline or
+        HF_HUB_OFFLINE=1 never touch the network). A file has `problem` and
+        `answer` per line, optional `id`; a file of that name wins over a name.
 
         \b
         Prints accuracy (mean over samples = pass@1), unbiased pass@k for k = 1, 2,
@@ -43,9 +52,36 @@ def eval_command(decorate: Callable[[Callable[..., Any]], Callable[..., Any]]) -
         """
         from mathsolve.cli.options import EvalRequest, settings_from
 
+        if opts["list_benchmarks"]:
+            from mathsolve.evaluation.benchmarks import listing
+
+            click.echo(listing())
+            return ExitStatus.OK
+        if not opts["data"]:
+            raise UsageError("give DATA: a benchmark name (see `mathsolve eval --list`) or a JSON lines file")
+        if not opts["out"]:
+            raise UsageError("Missing option '-o' / '--out': the results file (rerunning with it resumes)")
         return _run_eval(EvalRequest.from_options(opts), settings_from(opts, check=False))
 
     return eval_cmd
+
+
+def eval_problems(data: str, offline: bool) -> list[Problem]:
+    """DATA's problems: a file that exists wins, else a benchmark name, else a one-line error."""
+    from mathsolve.evaluation import benchmarks
+    from mathsolve.solving.inputs import parse_problems, read_source
+
+    path = Path(data)
+    if path.is_dir():
+        raise InputError(f"{data} is a directory: give a JSON lines file or a benchmark name")
+    if path.is_file():
+        return parse_problems(read_source(data), where=data)
+    bench = benchmarks.BENCHMARKS.get(data)
+    if bench is None:
+        raise benchmarks.unknown_name(data)
+    problems = benchmarks.load_problems(bench, offline=offline, note=note)
+    note(f"{bench.name}: {len(problems)} problems from {bench.source}")
+    return problems
 
 
 def _run_eval(request: EvalRequest, settings: Settings) -> ExitStatus:
@@ -56,13 +92,11 @@ def _run_eval(request: EvalRequest, settings: Settings) -> ExitStatus:
     from mathsolve.engine.decode import GenerationInterrupted
     from mathsolve.evaluation import evaluate
     from mathsolve.output.progress import live_stages
-    from mathsolve.solving.inputs import parse_problems, read_source
 
-    data = Path(request.data)
-    problems = parse_problems(read_source(str(data)), where=str(data))
+    problems = eval_problems(request.data, settings.model.offline)
     missing = [p.id for p in problems if p.reference is None and not p.error]
     if missing:
-        raise InputError(f"{data}: row {missing[0]} has no 'answer' to grade against")
+        raise InputError(f"{request.data}: row {missing[0]} has no 'answer' to grade against")
     out_path = Path(request.out)
     finished, retried = evaluate.prepare_resume(out_path)
     todo = evaluate.pending(problems, finished, request.limit)
