@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mathsolve.errors import InputError
+from mathsolve.cli.options import CARD, settings_from, with_card
+from mathsolve.errors import InputError, UsageError
 from mathsolve.evaluation import benchmarks
 from mathsolve.evaluation.benchmarks import BENCHMARKS
 
@@ -404,3 +405,50 @@ def test_eval_downloads_through_hf_endpoint_once_then_runs_offline(sources, tmp_
     assert "downloading" not in again.stderr
     ids = [json.loads(line)["id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert ids == ["amc23_0", "amc23_1"]
+
+
+# ---------------------------------------------------------------- --card
+
+SOLVE_DEFAULTS = {"card": False, "samples": 1, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
+
+
+def test_card_sets_the_model_cards_protocol():
+    opts = with_card({**SOLVE_DEFAULTS, "card": True}, frozenset())
+    assert {k: opts[k] for k in CARD} == {"samples": 32, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+    assert with_card(SOLVE_DEFAULTS, frozenset({"temperature"})) == SOLVE_DEFAULTS  # no --card: untouched
+
+
+def test_card_with_the_same_value_given_is_fine_and_another_is_a_usage_error():
+    same = with_card({**SOLVE_DEFAULTS, "card": True, "temperature": 1.0}, frozenset({"temperature"}))
+    assert same["temperature"] == 1.0 and same["samples"] == 32
+    with pytest.raises(UsageError, match=r"--card sets --samples 32 .*; --top-k 20 contradicts it"):
+        with_card({**SOLVE_DEFAULTS, "card": True}, frozenset({"top_k"}))
+
+
+def test_card_conflict_on_the_command_line_is_one_line_exit_2(tmp_path):
+    proc = mathsolve("eval", "gsm8k", "--card", "--temperature", "0.6", "-o", str(tmp_path / "o.jsonl"),
+                     env=hf_env(tmp_path / "hub"))
+    assert proc.returncode == 2
+    assert one_error_line(proc) == ("mathsolve: error: --card sets --samples 32 --temperature 1.0 --top-p 1.0 "
+                                    "--top-k 0; --temperature 0.6 contradicts it: drop one of the two")
+
+
+def test_card_reaches_the_samples_and_the_recorded_sampling(tiny_qwen3_gguf, tmp_path):
+    proc = mathsolve("--model", str(tiny_qwen3_gguf), "--json", "--card", "--max-tokens", "2", "--seed", "5",
+                     "--threads", "2", "x^2=4", env=hf_env(tmp_path / "hub"))
+    assert proc.returncode in (0, 3), proc.stderr[-2000:]
+    record = json.loads(proc.stdout)
+    assert len(record["samples"]) == 32
+    assert {k: record["sampling"][k] for k in ("temperature", "top_p", "top_k")} == {
+        "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+
+
+def test_settings_from_reads_given_options_from_the_running_command():
+    opts = {**SOLVE_DEFAULTS, "card": True, "seed": 1, "model": None, "quant": "q4_k_m", "offline": False,
+            "server": None, "api_key": None, "concurrency": None, "ctx": 8192, "threads": None, "cpu": False,
+            "verbose": False, "sampler": "auto", "parallel": None, "kv_type": "f16", "kv_budget": None,
+            "min_p": 0.0, "max_tokens": 64, "thinking_budget": None, "time_limit": None, "no_think": False,
+            "stop_when_decided": False, "confidence": None, "no_check": False}
+    settings = settings_from(opts, given=frozenset())  # no click command: nothing was given
+    assert settings.solve.samples == 32 and settings.sampling.top_k == 0
+    assert settings_from(opts).sampling.temperature == 1.0  # outside click: the same

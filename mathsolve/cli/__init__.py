@@ -93,6 +93,9 @@ def sampling_options(func):  # noqa: ANN001,ANN201 - click decorator
 
 
 _SAMPLING_OPTIONS = [
+    click.option("--card", is_flag=True,
+                 help="The model card's protocol: --samples 32 --temperature 1.0 --top-p 1 --top-k 0 "
+                      "(one of those given with another value is a usage error)."),
     click.option("--temperature", type=click.FloatRange(0, 5), default=DEFAULT_TEMPERATURE,
                  show_default=True, help="0 is greedy (not advised for Qwen3); the card used 1.0."),
     click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_TOP_P,
@@ -166,8 +169,8 @@ def solve(**opts) -> ExitStatus:  # noqa: ANN003 - click passes every option
     \b
     On a terminal the reasoning streams live, then an answer panel. Piped, stdout
     carries one answer per line (empty when there is none, with a note on stderr).
-    Sampling defaults are Qwen's for Qwen3 thinking mode; to reproduce the model
-    card use --temperature 1.0 --top-p 1 --top-k 0.
+    Sampling defaults are Qwen's for Qwen3 thinking mode; the model card sampled
+    at --temperature 1.0 --top-p 1 --top-k 0, and --card adds its 32 samples.
     """
     from mathsolve.cli.options import SolveRequest, settings_from
     from mathsolve.cli.run import run_solve

@@ -48,7 +48,7 @@ def eval_command(decorate: Callable[[Callable[..., Any]], Callable[..., Any]]) -
         Prints accuracy (mean over samples = pass@1), unbiased pass@k for k = 1, 2,
         4, ... K, maj@K, the share of samples with no answer, tokens and time per
         problem, and a per-subject table for MATH ids (test/algebra/...). The card's
-        protocol: --samples 32 --temperature 1.0 --top-p 1 --top-k 0.
+        protocol: --card (--samples 32 --temperature 1.0 --top-p 1 --top-k 0).
         """
         from mathsolve.cli.options import EvalRequest, settings_from
 

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from mathsolve.config import EngineConfig, ModelSpec, SamplingConfig, Settings, SolveOptions, random_seed
+from mathsolve.errors import UsageError
 
 Options = Mapping[str, Any]  # what click passes a command function as **kwargs
+
+# --card: the model card's protocol (pass@1 = mean over 32 samples at temperature 1.0, no
+# top-p or top-k cut). Each value with the option that sets it.
+CARD: dict[str, tuple[str, float | int]] = {
+    "samples": ("--samples", 32), "temperature": ("--temperature", 1.0),
+    "top_p": ("--top-p", 1.0), "top_k": ("--top-k", 0),
+}
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,36 @@ class EvalRequest:
                    save_completions=opts["save_completions"], as_json=opts["as_json"])
 
 
-def settings_from(opts: Options, *, check: bool | None = None) -> Settings:
+def given_options() -> frozenset[str]:
+    """Options of the running click command given on the command line or by environment."""
+    import click
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return frozenset()
+    return frozenset(name for name in ctx.params
+                     if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT))
+
+
+def with_card(opts: Options, given: frozenset[str]) -> Options:
+    """--card's values in place of the defaults; one of them given with another value is a
+    usage error (the run would not be the card's protocol, and silently picking one misleads)."""
+    if not opts.get("card"):
+        return opts
+    for name, (flag, value) in CARD.items():
+        if name in given and opts[name] != value:
+            protocol = " ".join(f"{f} {v}" for f, v in CARD.values())
+            raise UsageError(f"--card sets {protocol}; {flag} {opts[name]} contradicts it: drop one of the two")
+    return {**opts, **{name: value for name, (_flag, value) in CARD.items()}}
+
+
+def settings_from(opts: Options, *, check: bool | None = None, given: frozenset[str] | None = None) -> Settings:
     """The model, engine, sampling and solve options of solve and eval. A missing --seed is
     drawn here, once per run, so every record of the run carries the same one. `check`
-    overrides --no-check (eval never runs the sympy check)."""
+    overrides --no-check (eval never runs the sympy check). `given`: the options set on the
+    command line (default: read from the running click command), checked against --card."""
+    opts = with_card(opts, given_options() if given is None else given)
     seed = opts["seed"] if opts["seed"] is not None else random_seed(opts["samples"])
     return Settings(
         model=ModelSpec(model=opts["model"], quant=opts["quant"], offline=opts["offline"],
