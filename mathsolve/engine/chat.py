@@ -104,9 +104,10 @@ def server_steered(first: Completion, budget: int) -> Completion:
 
 
 def server_ignored(first: Completion) -> bool:
-    """A first request sent with the server's budget that ended at the length cap still
-    thinking: the server did not apply it."""
-    return first.budget is None and first.finish_reason == "length" and think_open_at_end(first.text)
+    """A first request sent with the server's budget that ended at the length cap with no
+    closed think block: the server did not apply it (it ignores the field, or the model's
+    text never opened the block its budget counts)."""
+    return first.budget is None and first.finish_reason == "length" and "</think>" not in first.text
 
 
 def model_ids(body: bytes, url: str) -> list[str]:
