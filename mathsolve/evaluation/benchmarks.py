@@ -213,8 +213,8 @@ def read_records(bench: Benchmark, path: Path) -> list[dict[str, Any]]:
     """The file's rows as dicts: parquet through pyarrow, JSON lines through json."""
     damaged = f"delete {_repo_folder(path)} and rerun to download it again"
     if bench.filename.endswith(".parquet"):
-        import pyarrow as pa  # type: ignore[import-untyped]  # no stubs, no py.typed
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         try:
             table = pq.read_table(path)
