@@ -10,6 +10,7 @@ import click
 from mathsolve import __version__
 from mathsolve.cli.admin import convert_cmd, doctor, models, pull
 from mathsolve.cli.evaluation import eval_command, grade
+from mathsolve.cli.mcp_server import mcp_command
 from mathsolve.config import (
     DEFAULT_CTX,
     DEFAULT_MAX_TOKENS,
@@ -211,5 +212,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 for _command in (pull, models, doctor, convert_cmd, grade, eval_command(
-        lambda f: model_options(sampling_options(f)))):
+        lambda f: model_options(sampling_options(f))), mcp_command(lambda f: model_options(sampling_options(f)))):
     cli.add_command(_command)
