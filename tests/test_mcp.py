@@ -200,6 +200,45 @@ def test_requests_at_once_are_served_one_at_a_time_in_arrival_order(smollm2_gguf
     assert [r.structured_content["seed"] for _, r in done] == [0, 1, 2, 3]
 
 
+def test_through_a_server_the_answer_comes_back_and_a_cancel_stops_the_request():
+    """--server: an OpenAI-compatible server (the scripted stand-in, a real HTTP process boundary)
+    streaming a piece every 50 ms, about 1.2 s a solve."""
+    from fakeserver import FakeServer
+
+    async def main(url: str) -> tuple[Any, bool, Any]:
+        async with connect("--server", url) as session:
+            whole = await session.call_tool("solve", {"problem": "What is 2+2?", "seed": 1})
+            started = anyio.Event()
+            finished = False
+
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                started.set()
+
+            async def first(scope: anyio.CancelScope) -> None:
+                nonlocal finished
+                with scope:
+                    await session.call_tool("solve", {"problem": "What is 2+2?", "seed": 2},
+                                            progress_callback=progress)
+                    finished = True
+
+            scope = anyio.CancelScope()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first, scope)
+                await started.wait()
+                scope.cancel()
+                after = await session.call_tool("solve", {"problem": "What is 2+2?", "seed": 3})
+            return whole, finished, after
+
+    with FakeServer("ok", pace=0.05) as fake:
+        whole, finished, after = anyio.run(main, fake.url)
+        assert fake.in_flight == 0
+        assert len(fake.posts()) == 3
+    assert whole.structured_content["answer"] == "4" and whole.structured_content["seed"] == 1
+    assert not finished
+    assert after.structured_content["answer"] == "4"
+    assert after.structured_content["queued_seconds"] < 0.5  # the cancelled stream had ~1 s to go
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"problem": "x+1=2", "samples": 0}, "bad argument samples: Input should be greater than or equal to 1"),
     ({"problem": "x+1=2", "temperature": -1}, "bad argument temperature: Input should be greater than or equal"),

@@ -140,7 +140,10 @@ class EngineHost:
             async def forward() -> None:
                 async with receive:
                     async for done, message in receive:
-                        await report(done, message)
+                        try:
+                            await report(done, message)
+                        except Exception:  # noqa: BLE001 - a progress that cannot be sent never fails the solve
+                            pass
 
             decode = Decode(solver, problem, sampling, options, progress)
             async with anyio.create_task_group() as tg:

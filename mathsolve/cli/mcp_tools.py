@@ -116,7 +116,7 @@ class StdinLines:
             mode = os.fstat(fd).st_mode
         except OSError:
             return False
-        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)  # epoll refuses files, /dev/null
 
     def __aiter__(self) -> StdinLines:
         return self
