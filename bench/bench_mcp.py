@@ -8,7 +8,7 @@
 3. Cancellation: a long solve is cancelled once it has drawn --cancel-chars characters (about
    as many tokens); the next request's wait for the engine (its `queued_seconds`) against one
    decode step there: (seconds of the same solve to 320 tokens - to 64 tokens) / 256
-   (target: <= 1 step).
+   (--step-tokens; target: <= 1 step).
 
     python bench/bench_mcp.py [--model PATH] [--threads N] [--requests 20] [--tokens 32] [--quick]
 
@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace) -> None:
                   f"{time.perf_counter() - start:.1f} s; RSS {rss_mb(pid):.1f} MB")
 
             # 3. cancellation: one decode step of the long solve, at the depth where it is cancelled
-            ref = [await solve({**LONG, "max_tokens": n}) for n in (64, 320)]
+            ref = [await solve({**LONG, "max_tokens": n}) for n in args.step_tokens]
             tokens = [r.structured_content["completion_tokens"] for r in ref]
             seconds = [r.structured_content["seconds"] for r in ref]
             step = (seconds[1] - seconds[0]) / (tokens[1] - tokens[0])
@@ -189,6 +189,8 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--cancel-chars", type=int, default=600, help="cancel once this much text is drawn")
     ap.add_argument("--cancels", type=int, default=5)
+    ap.add_argument("--step-tokens", type=lambda s: [int(n) for n in s.split(",")], default=[64, 320],
+                    help="the two lengths whose difference gives one decode step's time")
     ap.add_argument("--quick", action="store_true", help="SmolLM2, 8 tokens a request (smoke test)")
     args = ap.parse_args()
     if args.quick:
