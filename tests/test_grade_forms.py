@@ -81,6 +81,10 @@ RULES = [
     ("name-angle-wrong", "40^\\circ", "\\boxed{\\angle PQR = 50^\\circ}", False),
     ("name-argument", "5", "\\boxed{f(2) = 5}", True),
     ("name-argument-wrong", "2", "\\boxed{f(2) = 5}", False),
+    ("names-matched-by-name", "x = 2, y = 3", "\\boxed{y = 3, x = 2}", True),
+    ("names-matched-by-name-wrong", "x = 2, y = 3", "\\boxed{x = 3, y = 2}", False),  # was a false positive
+    ("name-length", "|AB|=1", "\\boxed{1}", True),
+    ("name-length-wrong", "|AB|=1", "\\boxed{-1}", False),
     # an equation is not a name: `2x = 5` is not the value 5
     ("equation", "x^2+y^2=25", "\\boxed{x^2 + y^2 = 25}", True),
     ("equation-wrong", "25", "\\boxed{x^2 + y^2 = 25}", False),
@@ -152,6 +156,9 @@ REFERENCES = [
     ("boxes-of-one-sentence", "The roots are $\\boxed{2}$ and $\\boxed{-2}$.", "2, -2"),
     ("gsm8k-solution", "He has 3+4=<<3+4=7>>7.\n#### 7", "7"),
     ("unclosed-box-is-an-answer", "\\boxed{3", "\\boxed{3"),
+    ("escaped-twice", "$\\\\boxed{4}$ and $\\\\boxed{5}$", "4, 5"),
+    ("solution-without-a-box", "Each of the 6 rows holds 7 chairs, and we count them all once. "
+     "Multiplying, the hall holds $6 \\cdot 7 = 42$ chairs.", "42"),
 ]
 
 

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from mathsolve.answers.forms import answer_items, group_end, is_equation
+from mathsolve.answers.named import align, canonical_assignments
 from mathsolve.config import CHECK_TIMEOUT_S
 
 MAX_ANSWER_CHARS = 2000  # longer "answers" are not comparable (no sympy on megabytes)
@@ -65,11 +66,16 @@ def _unwrap(s: str, command: str) -> str:
 
 
 def _unbox(s: str) -> str:
-    """`\\boxed{X}` (or `\\fbox`) around the whole answer -> `X`, so its list and units show."""
+    """`\\boxed{X}` (or `\\fbox`) around the whole answer -> `X`, so its list and units show.
+
+    A box that never closes (`\\boxed{W(n) = 1`, a reference's typo) holds the rest."""
     s = s.strip()
     while s.startswith(("\\boxed{", "\\fbox{")):
         brace = s.index("{")
-        if group_end(s, brace) != len(s):
+        end = group_end(s, brace)
+        if end < 0:
+            return s[brace + 1 :].strip()
+        if end != len(s):
             break
         s = s[brace + 1 : -1].strip()
     return s
@@ -110,7 +116,11 @@ def answer_values(answer: str) -> list[str]:
     """The canonical values of an answer: one for `7`, several for `6 \\text{ and } 8`."""
     if len(answer) > MAX_ANSWER_CHARS:  # not parsed: no scanning of megabytes on every call
         return [answer.strip()]
-    values = [_normalise_value(item) for item in answer_items(_unbox(answer))]
+    unboxed = _unbox(answer)
+    named = canonical_assignments(unboxed)  # `x = 2, y = 3`: values by name, not a list
+    if named:
+        return named
+    values = [_normalise_value(item) for item in answer_items(unboxed)]
     return [v for v in values if v]
 
 
@@ -199,6 +209,7 @@ def equivalent(a: str, b: str, *, timeout: float = CHECK_TIMEOUT_S) -> bool | No
         return None
     if len(a) > MAX_ANSWER_CHARS or len(b) > MAX_ANSWER_CHARS:
         return None
+    a, b = align(_unbox(a), _unbox(b))  # names: assignment sets, function arguments
     fast = fast_equivalent(a, b)
     if fast is not None:
         return fast

@@ -11,15 +11,24 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mathsolve.answers.prose import is_solution, last_value, sentence_value, undoubled
+
 # A box command (not \boxedfoo, another command), its spaces, and its argument when that
 # holds no braces or backslashes (most boxes); other arguments are scanned by _closing_brace.
 _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z]) *(\{[^{}\\]*\})?")
 # What may stand between two boxes of one answer: "$\boxed{2}$ and $\boxed{-2}$",
 # "x = \boxed{2} or x = \boxed{-2}", "\boxed{1}, \boxed{3}". Only tried on gaps of at most
 # _MAX_GROUP_GAP characters, so its cost per box is bounded.
-_CONNECTOR = re.compile(
-    r"(?:\s|\$|\\\(|\\\)|\\quad|\\qquad|\\text\{\s*(?:and|or|,)?\s*\}|[,;]|\band\b|\bor\b"
-    r"|(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=)*"
+_CONNECTOR_PARTS = (
+    r"\s|\$|\\\(|\\\)|\\quad|\\qquad|[,;]|\band\b|\bor\b"
+    r"|\\text\{\s*(?:(?:[\w().']+\s+){0,4}(?:and|or)|,)?\s*\}"  # \text{ and }, \text{ for part (a) and }
+    r"|(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*="
+)
+_CONNECTOR = re.compile(rf"(?:{_CONNECTOR_PARTS})*")
+# A reference is written by a dataset's author, so its boxes may also be joined by a few words
+# before "and"/"or" ("\boxed{1} papers and \boxed{2} bins") or a divider ("++++", "|||").
+_REFERENCE_CONNECTOR = re.compile(
+    rf"(?:{_CONNECTOR_PARTS}|(?:[A-Za-z]+\s+){{1,3}}(?:and|or)\b|[+|/&~*#-]{{2,}})*"
 )
 _MAX_GROUP_GAP = 60
 _TOKEN = re.compile(r"[^\s$]*")
@@ -95,7 +104,7 @@ def _find_boxes(text: str, complete: bool) -> list[_Box]:
     return boxes
 
 
-def _last_sentence_group(text: str, boxes: list[_Box]) -> list[str]:
+def _last_sentence_group(text: str, boxes: list[_Box], connector: re.Pattern[str] = _CONNECTOR) -> list[str]:
     """The last box plus the boxes right before it in the same sentence, deduplicated."""
     group = [boxes[-1]]
     connects: dict[str, bool] = {}  # a repeated gap is matched once
@@ -106,7 +115,7 @@ def _last_sentence_group(text: str, boxes: list[_Box]) -> list[str]:
         gap = text[prev.end : start]
         ok = connects.get(gap)
         if ok is None:
-            ok = connects[gap] = _CONNECTOR.fullmatch(gap) is not None
+            ok = connects[gap] = connector.fullmatch(gap) is not None
         if not ok:
             break
         group.append(prev)
@@ -204,7 +213,7 @@ def _textual_answer(text: str) -> str | None:
         if found is not None:
             answer = _clean_fallback(found.lstrip(":").strip())
             if answer:
-                return answer
+                return sentence_value(answer)  # "Answer: The largest $n$ is 34." states 34
     found = _after_marker(tail, lowered, _THE_ANSWER)
     if found is not None:
         answer = _clean_fallback(found)
@@ -230,10 +239,16 @@ def extract(text: str, complete: bool = True) -> Extraction:
 
     The last `\\boxed{}` (with the boxes of the same sentence before it) is the answer,
     unless a "final answer is X" statement comes after it (the Minerva / lm-evaluation-harness
-    format other models are prompted for). `complete=False` (finish_reason "length"): only
-    boxes that already closed count and the textual fallbacks are not used, since a cut-off
-    sentence is not a final answer.
+    format other models are prompted for). Without a box, a stated answer ("final answer is",
+    "####", "Answer:"; a sentence there gives the value it states). `complete=False`
+    (finish_reason "length"): only boxes that already closed count and the textual fallbacks
+    are not used, since a cut-off sentence is not a final answer.
     """
+    return _extract(text, complete, _CONNECTOR)
+
+
+def _extract(text: str, complete: bool, connector: re.Pattern[str]) -> Extraction:
+    """extract, with the boxes of one answer joined where `connector` matches their gap."""
     boxes = _find_boxes(text, complete)
     contents = tuple(b.content for b in boxes)
     if boxes:
@@ -241,7 +256,7 @@ def extract(text: str, complete: bool = True) -> Extraction:
             stated = _stated_after_box(text, boxes[-1].end)
             if stated:
                 return Extraction(stated, contents, True)
-        group = _last_sentence_group(text, boxes)
+        group = _last_sentence_group(text, boxes, connector)
         if group:
             return Extraction(", ".join(group), contents, False, not complete)
     if not complete:
@@ -253,11 +268,16 @@ def extract(text: str, complete: bool = True) -> Extraction:
 def reference_answer(reference: str) -> str:
     """The answer a dataset's reference gives: itself, or a whole solution's final answer.
 
-    A reference holding `\\boxed{}`/`\\fbox{}` (MATH's `solution` field) gives its final box,
-    found as in completions; one with a `#### X` line (GSM8K's `answer` field) gives X.
+    A reference holding `\\boxed{}`/`\\fbox{}` (MATH's `solution` field) gives its final box
+    with the boxes of its sentence, found as in completions but also joined by a few words or a
+    divider ("\\boxed{1} papers and \\boxed{2} bins"); one with a `#### X` line (GSM8K's
+    `answer` field) gives X. A whole solution without either gives its stated answer
+    ("The final answer is X", "Answer: X") or the value its last sentence ends on. A reference
+    escaped twice (`\\\\boxed`) is read once unescaped.
     """
+    reference = undoubled(reference)
     if "\\boxed" in reference or "\\fbox" in reference:
-        found = extract(reference)
+        found = _extract(reference, True, _REFERENCE_CONNECTOR)
         if found.answer is not None:
             return found.answer
     if "####" in reference:
@@ -265,4 +285,8 @@ def reference_answer(reference: str) -> str:
         answer = _clean_fallback(found_line) if found_line is not None else None
         if answer:
             return answer
+    if is_solution(reference):
+        stated = _textual_answer(reference) or last_value(reference)
+        if stated:
+            return stated
     return reference.strip()

@@ -24,6 +24,7 @@ _NAME_COMMANDS = {
 } | {c[1:] for c in TEXT_COMMANDS}
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _UNIT_POWERS = ("^2", "^3", "^{2}", "^{3}")
+_FUNCTION_START = re.compile(r"[A-Za-z]\(")
 
 
 def group_end(s: str, i: int) -> int:
@@ -96,7 +97,7 @@ def _split(s: str, commas: bool) -> list[str]:
         elif depth == 0 and ch in "ao" and (i == 0 or not s[i - 1].isalpha()):
             word = "and" if s.startswith("and", i) else "or" if s.startswith("or", i) else ""
             after = i + len(word)
-            if word and (after == n or not s[after].isalpha()) and i > 0:
+            if word and i > 0 and (after == n or not s[after].isalpha() or _glued_function(s, i, after)):
                 parts.append(s[start:i])
                 start = after
                 i = after
@@ -106,11 +107,41 @@ def _split(s: str, commas: bool) -> list[str]:
     return parts
 
 
-def _is_name(s: str) -> bool:
+def _is_quantity(s: str) -> bool:
+    """A name inside a length or a ratio: `AB`, `NO`, `V_1`, `S_{ABC}`, `\\vec{a}` (not a bare `x`)."""
+    s = s.strip()
+    return is_name(s) and not (len(s) == 1 and s.islower())
+
+
+def _is_named_ratio_or_length(s: str) -> bool:
+    """`\\frac{NO}{BO}`, `|AB|`, `\\|\\vec{v}\\|`: a ratio or a length of named quantities.
+
+    A bare variable is not one (`|x| = 3` and `\\frac{x}{y} = 2` are equations).
+    """
+    s = s.strip()
+    for bar in ("\\|", "|"):
+        if len(s) > 2 * len(bar) and s.startswith(bar) and s.endswith(bar):
+            return _is_quantity(s[len(bar) : -len(bar)])
+    for frac in ("\\frac", "\\dfrac", "\\tfrac"):
+        if s.startswith(frac + "{"):
+            mid = group_end(s, len(frac))
+            if 0 < mid < len(s) and s[mid] == "{" and group_end(s, mid) == len(s):
+                return _is_quantity(s[len(frac) + 1 : mid - 1]) and _is_quantity(s[mid + 1 : -1])
+    return False
+
+
+def _glued_function(s: str, start: int, after: int) -> bool:
+    """`W(x)=1orW(x)=-1`: `or` glued between a value and the next function's name `W(`."""
+    return (s[start - 1].isdigit() or s[start - 1] in ")}") and _FUNCTION_START.match(s, after) is not None
+
+
+def is_name(s: str) -> bool:
     """Does `s` only name a quantity (`S_{MBCN}:S`, `(x, y)`, `P(x)`, `f(2)`, `\\angle ABC`, `AB`)?"""
     s = s.strip()
     if not s or len(s) > 60:
         return False
+    if _is_named_ratio_or_length(s):
+        return True
     letters = False
     i, n, depth = 0, len(s), 0
     while i < n:
@@ -147,7 +178,7 @@ def _is_name(s: str) -> bool:
     return letters
 
 
-def _equals_signs(item: str) -> list[int]:
+def equals_signs(item: str) -> list[int]:
     """Positions of the `=` signs outside brackets."""
     depth, found = 0, []
     for i, ch in enumerate(item):
@@ -162,17 +193,17 @@ def _equals_signs(item: str) -> list[int]:
 
 def is_equation(value: str) -> bool:
     """`2x = 5`, `x^2 + y^2 = 25`: an equation, which a bare value such as `5` is not."""
-    return bool(_equals_signs(value))
+    return bool(equals_signs(value))
 
 
 def strip_name(item: str) -> str:
     """`S_{MBCN}:S=7:32` -> `7:32`; `(x, y) = (5, 8)` -> `(5, 8)`; `2x = 5` stays (not a name)."""
-    signs = _equals_signs(item)
+    signs = equals_signs(item)
     if len(signs) != 1:  # no assignment, or a chain a = b = 5: leave it alone
         return item
     eq = signs[0]
     value = item[eq + 1 :].strip()
-    return value if value and _is_name(item[:eq]) else item
+    return value if value and is_name(item[:eq]) else item
 
 
 def strip_unit(item: str) -> str:
@@ -196,10 +227,10 @@ def strip_unit(item: str) -> str:
     return head
 
 
-def answer_items(answer: str) -> list[str]:
-    """The values of an answer: list items split at separators, each without name or unit.
+def raw_items(answer: str) -> tuple[str, list[str]]:
+    """The answer without math delimiters, and its list items as written (names kept).
 
-    A number with thousands separators (`10,455`, `11,\\! 111,\\! 100`) is one value.
+    A number with thousands separators (`10,455`, `11,\\! 111,\\! 100`) is one item.
     """
     s = answer.strip()
     for opener, closer in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$"), ("$", "$")):
@@ -212,4 +243,10 @@ def answer_items(answer: str) -> list[str]:
     for part in _split(s, commas=False):
         pieces = [part] if _is_thousands(part) else _split(part, commas=True)
         items.extend(p.strip() for p in pieces)
-    return [strip_unit(strip_name(item)) for item in items if item] or [s]
+    return s, [item for item in items if item]
+
+
+def answer_items(answer: str) -> list[str]:
+    """The values of an answer: list items split at separators, each without name or unit."""
+    s, items = raw_items(answer)
+    return [strip_unit(strip_name(item)) for item in items] or [s]
