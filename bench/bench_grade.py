@@ -3,8 +3,9 @@ positives, and grading time per case (median, p99), on each case file.
 
     python bench/bench_grade.py [--quick] [--cases FILE ...] [--no-baseline]
 
-Default files: tests/data/grading_cases.jsonl (the cases the grader was tuned on) and
-tests/data/grading_heldout.jsonl (written once before the issue-12 changes, never tuned on).
+Default files: tests/data/grading_cases.jsonl (the cases the grader was tuned on),
+tests/data/grading_heldout.jsonl (written once before the issue-12 changes, never tuned on) and
+tests/data/grading_mathverify.jsonl (cases adapted from Math-Verify's own tests, issue 16).
 
 Time is measured per case around extraction + equivalence, with the worker already warm
 (its start-up is reported separately). math-verify alone runs in this process with its own
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
-CASE_FILES = (DATA / "grading_cases.jsonl", DATA / "grading_heldout.jsonl")
+CASE_FILES = (DATA / "grading_cases.jsonl", DATA / "grading_heldout.jsonl", DATA / "grading_mathverify.jsonl")
 
 
 def load(path: Path, quick: bool) -> list[dict]:

@@ -182,7 +182,11 @@ def test_minerva_line_after_the_last_box_is_a_textual_answer():
     assert (got.answer, got.fallback) == ("5", False)
 
 
-def test_units_are_dropped_not_compared():
-    # A known false positive, documented in README: units in words are dropped on both sides.
-    assert equivalent("7 \\text{ weeks}", "7 \\text{ days}") is True
+def test_units_in_words_are_dropped_but_two_known_units_must_agree():
+    assert equivalent("7 \\text{ weeks}", "7 \\text{ days}") is False
     assert equivalent("7 \\text{ weeks}", "8 \\text{ weeks}") is False
+    assert equivalent("7 \\text{ weeks}", "7 \\text{ week}") is True  # spellings of one unit
+    assert equivalent("5 \\text{ cm}", "5 \\text{ centimeters}") is True
+    assert equivalent("18 \\text{ cm}^2", "18 \\text{ cm}") is False  # an area is not a length
+    assert equivalent("7 \\text{ days}", "7") is True  # a unit on one side only is dropped
+    assert equivalent("3 \\text{ apples}", "3 \\text{ pears}") is True  # units not listed: only dropped

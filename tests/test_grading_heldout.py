@@ -2,7 +2,8 @@
 
 tests/data/grading_heldout.jsonl was generated once by tests/data/make_grading_heldout.py,
 before the grader changes it measures, and is never edited to make a case pass: a changed
-byte fails here. Its agreement is reported by bench/bench_grade.py, not asserted.
+byte fails here. Its agreement is reported by bench/bench_grade.py, not asserted; that none of
+its wrong answers is graded right is.
 """
 
 from __future__ import annotations
@@ -42,3 +43,13 @@ def test_heldout_cases_do_not_reuse_grading_case_ids_or_gsm8k_problems():
     tuned_gsm = {c["id"].split("/")[1] for c in tuned if c["id"].startswith("gsm/")}
     heldout_gsm = {c["id"].split("/")[2] for c in heldout if c["id"].startswith("heldout/gsm/")}
     assert heldout_gsm and not heldout_gsm & tuned_gsm
+
+
+def test_no_heldout_case_is_a_false_positive():
+    # Agreement on the held-out set is the bench's to report; a wrong answer graded right is a bug.
+    from mathsolve.api import grade
+
+    heldout = [json.loads(x) for x in HELDOUT.read_text(encoding="utf-8").splitlines()]
+    wrong = [c for c in heldout if not c["expected"]]
+    assert len(wrong) > 100
+    assert [c["id"] for c in wrong if grade(c["completion"], c["reference"]).correct] == []

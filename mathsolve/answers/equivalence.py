@@ -12,7 +12,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from mathsolve.answers.forms import answer_items, group_end, is_equation
+from mathsolve.answers.forms import answer_items, group_end, is_equation, units_differ
 from mathsolve.answers.named import align, canonical_assignments
 from mathsolve.config import CHECK_TIMEOUT_S
 
@@ -210,6 +210,8 @@ def equivalent(a: str, b: str, *, timeout: float = CHECK_TIMEOUT_S) -> bool | No
     if len(a) > MAX_ANSWER_CHARS or len(b) > MAX_ANSWER_CHARS:
         return None
     a, b = align(_unbox(a), _unbox(b))  # names: assignment sets, function arguments
+    if units_differ(a, b):  # 7 days is not 7 weeks
+        return False
     fast = fast_equivalent(a, b)
     if fast is not None:
         return fast

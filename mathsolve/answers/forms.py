@@ -206,25 +206,66 @@ def strip_name(item: str) -> str:
     return value if value and is_name(item[:eq]) else item
 
 
-def strip_unit(item: str) -> str:
-    """`125\\textnormal{ miles}` -> `125`, `18 \\text{ cm}^2` -> `18`: a unit in words after a number."""
+def split_unit(item: str) -> tuple[str, str | None]:
+    """(`125`, `miles`) for `125\\textnormal{ miles}`, (`18`, `cm^2`) for `18 \\text{ cm}^2`: a
+    unit in words after a number; (item, None) without one."""
     s = item.rstrip(" .")
-    for power in _UNIT_POWERS:
-        if s.endswith(power):
-            s = s[: -len(power)].rstrip()
+    power = ""
+    for p in _UNIT_POWERS:
+        if s.endswith(p):
+            s, power = s[: -len(p)].rstrip(), "^" + p.strip("^{}")
             break
     if not s.endswith("}"):
-        return item
+        return item, None
     start = max(s.rfind(cmd + "{") for cmd in TEXT_COMMANDS)
     if start <= 0 or group_end(s, s.index("{", start)) != len(s):  # not a final \text{} group
-        return item
+        return item, None
     unit = s[s.index("{", start) + 1 : -1].strip()
     head = s[:start].rstrip(" ~\\,")
     if not unit or not all(c.isalpha() or c in " ." for c in unit) or not unit[0].isalpha():
-        return item
+        return item, None
     if not any(c.isdigit() for c in head) or re.search(r"\d:\d\d", head):  # 4:30 \text{ p.m.} is a time
-        return item
-    return head
+        return item, None
+    return head, unit + power
+
+
+def strip_unit(item: str) -> str:
+    """`125\\textnormal{ miles}` -> `125`, `18 \\text{ cm}^2` -> `18`: a unit in words after a number."""
+    return split_unit(item)[0]
+
+
+# Units in words that name different amounts: two answers in two of them differ even when the
+# numbers agree (`7 \\text{ days}` is not `7 \\text{ weeks}`). Each spelling maps to one name;
+# a unit not listed here is only dropped, never compared.
+_UNIT_SPELLINGS = {
+    "second": "s sec secs second seconds", "minute": "min mins minute minutes",
+    "hour": "h hr hrs hour hours", "day": "day days", "week": "week weeks",
+    "month": "month months", "year": "yr yrs year years",
+    "millimeter": "mm millimeter millimeters millimetre millimetres",
+    "centimeter": "cm centimeter centimeters centimetre centimetres",
+    "meter": "m meter meters metre metres", "kilometer": "km kilometer kilometers kilometre kilometres",
+    "inch": "in inch inches", "foot": "ft foot feet", "yard": "yd yard yards", "mile": "mi mile miles",
+    "gram": "g gram grams", "kilogram": "kg kilogram kilograms", "pound": "lb lbs pound pounds",
+    "ounce": "oz ounce ounces", "liter": "l liter liters litre litres",
+    "milliliter": "ml milliliter milliliters millilitre millilitres", "gallon": "gallon gallons",
+    "cent": "cent cents", "dollar": "dollar dollars",
+}
+_UNIT_NAME = {spelling: name for name, spellings in _UNIT_SPELLINGS.items() for spelling in spellings.split()}
+
+
+def _known_unit(answer: str) -> str | None:
+    unit = split_unit(answer.strip())[1]
+    if unit is None:
+        return None
+    word, caret, power = unit.partition("^")
+    name = _UNIT_NAME.get(word.strip(" .").lower())
+    return name + caret + power if name else None
+
+
+def units_differ(a: str, b: str) -> bool:
+    """Both answers end in a known unit in words after a number, and not the same one."""
+    ua, ub = _known_unit(a), _known_unit(b)
+    return ua is not None and ub is not None and ua != ub
 
 
 def raw_items(answer: str) -> tuple[str, list[str]]:
