@@ -287,10 +287,11 @@ def test_without_the_mcp_package_the_command_is_a_one_line_hint():
     assert proc.stdout == ""
 
 
-def _raw_server(model: Path, preexec: Any = None) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "mcp", "--model", str(model), *THREADS],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=preexec)
+def _raw_server(model: Path, errlog: Any, *args: str, preexec: Any = None) -> subprocess.Popen:
+    """The server on pipes (stderr to `errlog`, a file: a pipe nobody reads would fill), past
+    initialize and into a long solve's decode."""
+    proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "mcp", "--model", str(model), *THREADS, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, preexec_fn=preexec)
     assert proc.stdin is not None and proc.stdout is not None
 
     def send(message: dict) -> None:
@@ -314,25 +315,29 @@ def _only_protocol(stdout: bytes) -> list[dict]:
     return messages
 
 
-def test_eof_on_stdin_ends_the_server_during_a_solve_with_exit_0(smollm2_gguf):
-    proc = _raw_server(smollm2_gguf)
-    begin = time.perf_counter()
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    proc.stdin.close()
-    assert proc.wait(timeout=30) == 0
+def test_eof_on_stdin_ends_the_server_during_a_solve_with_exit_0(smollm2_gguf, tmp_path):
+    errlog = tmp_path / "stderr.txt"
+    with open(errlog, "wb") as err:
+        proc = _raw_server(smollm2_gguf, err, "--verbose")  # llama.cpp's log on: it must all go to stderr
+        assert proc.stdin is not None and proc.stdout is not None
+        begin = time.perf_counter()
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
     assert time.perf_counter() - begin < 10  # not the 1500 tokens' time
     _only_protocol(proc.stdout.read())
-    err = proc.stderr.read().decode()
-    assert "Traceback" not in err and "model loaded" in err
+    text = errlog.read_text()
+    assert "Traceback" not in text and "model loaded" in text and "llama_model_loader" in text
 
 
-def test_ctrl_c_ends_the_server_during_a_solve_with_exit_0(smollm2_gguf, sigint_default):
-    proc = _raw_server(smollm2_gguf, preexec=sigint_default)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    begin = time.perf_counter()
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+def test_ctrl_c_ends_the_server_during_a_solve_with_exit_0(smollm2_gguf, sigint_default, tmp_path):
+    errlog = tmp_path / "stderr.txt"
+    with open(errlog, "wb") as err:
+        proc = _raw_server(smollm2_gguf, err, preexec=sigint_default)
+        assert proc.stdin is not None and proc.stdout is not None
+        begin = time.perf_counter()
+        proc.send_signal(signal.SIGINT)  # stdin stays open: the client is still there
+        assert proc.wait(timeout=30) == 0
     assert time.perf_counter() - begin < 10
     _only_protocol(proc.stdout.read())
-    assert "Traceback" not in proc.stderr.read().decode()
+    assert "Traceback" not in errlog.read_text()
     proc.stdin.close()
