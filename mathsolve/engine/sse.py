@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from mathsolve.engine.llama import Completion, TextEvent
+from mathsolve.engine.decode import Completion, TextEvent
 from mathsolve.engine.stream import TAG, THINK_CLOSE, THINK_OPEN, ThinkSplitter
 from mathsolve.errors import EngineError
 
