@@ -38,11 +38,12 @@ from mathsolve.engine.decode import (
     TextEvent,
     unstarted,
 )
-from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging, check_gguf_file
+from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging
 from mathsolve.engine.sizing import physical_cores
 from mathsolve.engine.slots import PROMPT_CHUNK, BatchSlots
 from mathsolve.engine.stream import think_open_at_end
 from mathsolve.errors import EngineError, InputError, ModelError
+from mathsolve.models.gguf_file import check_gguf_file
 
 if TYPE_CHECKING:
     import numpy as np

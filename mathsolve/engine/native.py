@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mathsolve.engine.decode import InterruptibleDecode
-from mathsolve.errors import ModelError
 
-GGUF_MAGIC = b"GGUF"
 # llama.cpp's CPU threads (GNU OpenMP) spin 300,000 times before they sleep: on a small
 # machine the spinning thread takes the core our sampler's second thread needs between two
 # decodes. 30,000 keeps llama.cpp's own speed (llama-batched-bench alike) and frees the core
@@ -38,22 +36,6 @@ def _set_logging(verbose: bool) -> None:
         llama_cpp.llama_log_set(lcpp_logger.llama_log_callback, ctypes.c_void_p(0))
     else:
         llama_cpp.llama_log_set(_silent_log_callback(), ctypes.c_void_p(0))
-
-
-def check_gguf_file(path: Path,
-                    fix: str = "pass a .gguf model or re-run `mathsolve pull`") -> None:
-    """Cheap checks before llama.cpp sees the file, for clear messages; `fix` says what to do."""
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}; pass a .gguf path or run `mathsolve pull`")
-    if not path.is_file():
-        raise ModelError(f"model path is not a file: {path}; pass a .gguf file")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc.strerror}; {fix}") from exc
-    if head != GGUF_MAGIC:
-        raise ModelError(f"{path} is not a GGUF file (bad magic {head!r}); {fix}")
 
 
 @functools.lru_cache(maxsize=1)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from mathsolve.config import DEFAULT_MODEL, QUANT_CHOICES
-from mathsolve.engine.llama import check_gguf_file
 from mathsolve.errors import ModelError, PullError, UsageError
 from mathsolve.models.gguf_check import validate as validate_gguf
+from mathsolve.models.gguf_file import check_gguf_file
 
 PARTIAL_PREFIX = ".partial-"
 LOCK_WAIT_S = 3.0
