@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mathsolve.answers.grade import Grade
 from mathsolve.config import (
@@ -40,12 +40,15 @@ from mathsolve.config import (
     SolveOptions,
     random_seed,
 )
-from mathsolve.engine.decode import TextEvent
+from mathsolve.engine.decode import GenerationInterrupted, TextEvent
 from mathsolve.engine.protocol import EngineProtocol, InFlightEngine, RequestEngine
 from mathsolve.errors import InputError, MathsolveError, UsageError
 from mathsolve.solving.background import Background, Checkpoint, Emit
 from mathsolve.solving.inputs import Problem, check_text
 from mathsolve.solving.solve import Result, error_result, solve, solve_many
+
+if TYPE_CHECKING:
+    from mathsolve.output.render import Renderer
 
 __all__ = ["Solver", "extract_answer", "grade"]
 
@@ -160,6 +163,30 @@ class Solver:
         with self._lock:
             return solve(engine, item, self._sampling(seed), self._settings.solve, self._model,
                          on_event=on_event)
+
+    def solve_rendered(self, problem: Problem, renderer: Renderer, *,
+                       sampling: SamplingConfig | None = None) -> Result:
+        """One problem solved while `renderer` shows it live, its errors kept in its own record
+        so a batch goes on (solve -f on a terminal or a server, the interactive loop). Ctrl-C
+        raises engine.GenerationInterrupted once the renderer has closed what it showed."""
+        sampling = sampling or self._settings.sampling
+        if problem.error:
+            result = error_result(problem, problem.error, self._model, sampling)
+            renderer.end(result)
+            return result
+        engine = self.engine
+        renderer.begin(problem, self._settings.solve.samples)
+        try:
+            with self._lock:
+                result = solve(engine, problem, sampling, self._settings.solve, self._model,
+                               on_event=renderer.event)
+        except GenerationInterrupted:
+            renderer.interrupted()
+            raise
+        except MathsolveError as exc:
+            result = error_result(problem, str(exc), self._model, sampling)
+        renderer.end(result)
+        return result
 
     def solve_many(self, problems: Iterable[str | Problem], *,
                    seed: int | None = None) -> Iterator[Result]:

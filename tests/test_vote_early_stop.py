@@ -73,9 +73,9 @@ def test_samples_that_did_not_finish_add_nothing_to_the_vote_or_the_support():
 
 
 def test_interactive_problems_never_share_a_seed(smollm2_gguf, monkeypatch):
+    from mathsolve.api import Solver
     from mathsolve.cli import interactive
     from mathsolve.output.render import Renderer
-    from mathsolve.solving.solve import SolveOptions
 
     lines = iter(["What is 1+1?", "What is 2+2?", "What is 3+3?"])
 
@@ -93,10 +93,10 @@ def test_interactive_problems_never_share_a_seed(smollm2_gguf, monkeypatch):
 
     monkeypatch.setattr("builtins.input", fake_input)
     monkeypatch.setattr(interactive, "_setup_readline", lambda: None)
-    with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=512)) as engine:
+    with Solver(model=str(smollm2_gguf), ctx=512, seed=7, max_tokens=2, samples=3,
+                check=False) as solver:
         keep = Keep()
-        interactive.loop(engine, {}, SamplingConfig(seed=7, max_tokens=2),
-                         SolveOptions(samples=3, check=False), keep)
+        interactive.loop(solver, keep)
     seeds = [s["seed"] for r in keep.results for s in r.samples]
     assert len(keep.results) == 3 and len(seeds) == 9
     assert len(set(seeds)) == 9  # no seed drawn twice, so no two problems share a sample

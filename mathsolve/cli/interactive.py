@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from mathsolve.config import SamplingConfig, SolveOptions
-from mathsolve.engine.protocol import EngineProtocol
+from mathsolve.api import Solver
 from mathsolve.errors import ExitStatus, MathsolveError
-from mathsolve.output.render import Renderer, solve_one
+from mathsolve.output.render import Renderer
 from mathsolve.solving.inputs import Problem, check_text
 
 PROMPT = "math> "
@@ -23,9 +21,9 @@ def _history_file() -> Path | None:
         return None
 
 
-def loop(engine: EngineProtocol[Any], model: dict[str, Any], sampling: SamplingConfig,
-         options: SolveOptions, renderer: Renderer) -> ExitStatus:
-    """Read-solve loop: Ctrl-C cancels the current answer, Ctrl-D exits."""
+def loop(solver: Solver, renderer: Renderer) -> ExitStatus:
+    """Read-solve loop on one loaded model: Ctrl-C cancels the current answer, Ctrl-D exits."""
+    sampling, samples = solver.settings.sampling, solver.settings.solve.samples
     history = _setup_readline()
     renderer.note("type a problem and press Enter; Ctrl-C cancels an answer, Ctrl-D quits")
     count = 0
@@ -48,9 +46,9 @@ def loop(engine: EngineProtocol[Any], model: dict[str, Any], sampling: SamplingC
                 continue
             count += 1
             # Problem n's samples take seeds seed + (n-1)K ... seed + nK - 1: no two share one.
-            seeded = sampling.with_seed(sampling.seed + (count - 1) * options.samples)
+            seeded = sampling.with_seed(sampling.seed + (count - 1) * samples)
             try:
-                solve_one(engine, Problem(str(count), text), seeded, options, model, renderer)
+                solver.solve_rendered(Problem(str(count), text), renderer, sampling=seeded)
             except KeyboardInterrupt:
                 continue
     finally:

@@ -8,7 +8,7 @@ from mathsolve.api import Solver
 from mathsolve.cli.options import SolveRequest
 from mathsolve.config import Settings
 from mathsolve.errors import ExitStatus, UsageError
-from mathsolve.output.render import Renderer, solve_one
+from mathsolve.output.render import Renderer
 from mathsolve.solving.inputs import Problem, check_text, parse_problems, read_source
 from mathsolve.solving.solve import Result
 
@@ -64,12 +64,10 @@ def run_solve(request: SolveRequest, settings: Settings) -> ExitStatus:
         if problems is None:
             from mathsolve.cli.interactive import loop
 
-            return loop(solver.engine, solver.model_info, settings.sampling, settings.solve,
-                        renderer)
+            return loop(solver, renderer)
         if len(problems) > 1 and solver.in_flight and not terminal:
             return batch_status(solve_in_flight(solver, problems, renderer))
-        return batch_status([solve_one(solver.engine, p, settings.sampling, settings.solve,
-                                       solver.model_info, renderer) for p in problems])
+        return batch_status([solver.solve_rendered(p, renderer) for p in problems])
 
 
 def solve_in_flight(solver: Solver, problems: list[Problem], renderer: Renderer) -> list[Result]:

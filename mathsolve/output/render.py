@@ -7,12 +7,8 @@ import os
 import sys
 from typing import Any, TextIO
 
-from mathsolve.config import SamplingConfig, SolveOptions
-from mathsolve.engine.decode import GenerationInterrupted
-from mathsolve.engine.protocol import EngineProtocol
-from mathsolve.errors import MathsolveError
 from mathsolve.solving.inputs import Problem
-from mathsolve.solving.solve import Result, error_result, solve
+from mathsolve.solving.solve import Result
 
 REASONING_STYLE = "dim italic"
 TAG_STYLE = "bold magenta"
@@ -223,22 +219,3 @@ class TerminalRenderer(Renderer):
         if budget:
             self.console.print(f"budget: {budget}", style="yellow", markup=False)
 
-
-def solve_one(engine: EngineProtocol[Any], problem: Problem, sampling: SamplingConfig,
-              options: SolveOptions, model: dict[str, Any], renderer: Renderer) -> Result:
-    """One problem solved and rendered live, its errors kept in its own record so a batch
-    goes on (solve -f on a terminal or a server, the interactive loop)."""
-    if problem.error:
-        result = error_result(problem, problem.error, model, sampling)
-        renderer.end(result)
-        return result
-    renderer.begin(problem, options.samples)
-    try:
-        result = solve(engine, problem, sampling, options, model, on_event=renderer.event)
-    except GenerationInterrupted:
-        renderer.interrupted()
-        raise
-    except MathsolveError as exc:
-        result = error_result(problem, str(exc), model, sampling)
-    renderer.end(result)
-    return result
