@@ -1,5 +1,5 @@
-"""The package layout shows the two flows (issue 11): stage packages, no import cycles, small
-modules, a docstring each, click only in cli/."""
+"""The package layout shows the two flows (issue 11): stage packages, no import cycles, imports
+pointing one way between packages (issue 17), small modules, a docstring each, click only in cli/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,31 @@ STAGES = {"cli": "Command line", "solving": "Solve flow", "engine": "Engine", "a
           "output": "Output", "models": "Model flow", "evaluation": "Evaluation"}
 TOP_LEVEL = {"__init__", "__main__", "api", "config", "errors"}
 MAX_LINES = 430  # "about 400": the two longest modules are 414 and 426 lines
+# The direction between packages (issue 17): a module imports its own package or one of a
+# lower rank, never a higher rank nor another package of its own rank. "" is the package root
+# (the lazy public API), ranked with api. The engine ranks above models: it opens the model
+# files models/ resolves and checks (engine.loading, engine.doctor, check_gguf_file); models/
+# knows nothing of engines. output and evaluation render and score solving's Results.
+RANKS = {"__main__": 7, "cli": 6,
+         "api": 5, "": 5,
+         "evaluation": 4, "output": 4,
+         "solving": 3,
+         "engine": 2, "answers": 2,
+         "models": 1,
+         "config": 0, "errors": 0}
+# Imports against the direction that stay for now, each with its reason. A test fails when
+# one is no longer needed, so this list only shrinks.
+UPWARD_EXCEPTIONS = {
+    ("mathsolve.engine.llama", "mathsolve.solving.prompt"):
+        "Engine.render renders the training prompt from the GGUF's chat template; moving it to "
+        "solving changes EngineProtocol.render and both engines (issue 17, not done yet)",
+    ("mathsolve.models.gguf_check", "mathsolve.solving.prompt"):
+        "checking a pulled GGUF renders the training prompt in a child process to prove its "
+        "chat template works with the prompt solving will send",
+    ("mathsolve.engine.server", "mathsolve"):
+        "the User-Agent names __version__, which lives in the package root; the root imports "
+        "nothing eagerly (PEP 562), so this pulls in no higher layer",
+}
 
 
 def module_name(path: Path) -> str:
@@ -74,6 +99,55 @@ def test_the_import_graph_is_acyclic():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def package_of(module: str) -> str:
+    """mathsolve -> "", mathsolve.api -> "api", mathsolve.cli.run -> "cli"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def against_the_direction(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """The (importer, imported) pairs that point up, or sideways into a sibling package."""
+    found = set()
+    for name, imported in graph.items():
+        here = package_of(name)
+        for other in imported:
+            there = package_of(other)
+            if there != here and RANKS[there] >= RANKS[here]:
+                found.add((name, other))
+    return found
+
+
+def test_every_package_has_a_rank():
+    assert set(RANKS) == set(STAGES) | TOP_LEVEL - {"__init__"} | {""}
+    assert {package_of(name) for name in MODULES} <= set(RANKS)
+
+
+def test_imports_point_down_the_layers():
+    graph = {name: imports_of(path) for name, path in MODULES.items()}
+    wrong = against_the_direction(graph)
+    unexplained = sorted(wrong - set(UPWARD_EXCEPTIONS))
+    assert not unexplained, "imports against the layers (cli -> api -> evaluation / output -> " \
+        "solving -> engine / answers -> models -> config, errors): " + \
+        ", ".join(f"{a} -> {b}" for a, b in unexplained)
+    stale = sorted(set(UPWARD_EXCEPTIONS) - wrong)
+    assert not stale, f"no longer needed, remove from UPWARD_EXCEPTIONS: {stale}"
+
+
+@pytest.mark.parametrize(("importer", "imported", "allowed"), [
+    ("mathsolve.cli.run", "mathsolve.api", True),
+    ("mathsolve.solving.solve", "mathsolve.engine.decode", True),
+    ("mathsolve.engine.loading", "mathsolve.models.cache", True),
+    ("mathsolve.engine.sse", "mathsolve.engine.llama", True),  # inside one package
+    ("mathsolve.models.cache", "mathsolve.engine.llama", False),  # up
+    ("mathsolve.output.render", "mathsolve.api", False),  # up
+    ("mathsolve.config", "mathsolve.errors", False),  # sideways: siblings
+    ("mathsolve.output.render", "mathsolve.evaluation.metrics", False),  # sideways
+], ids=["cli-api", "solving-engine", "engine-models", "same-package", "models-engine",
+        "output-api", "config-errors", "output-evaluation"])
+def test_the_direction_check_sees_a_wrong_import(importer, imported, allowed):
+    assert (not against_the_direction({importer: {imported}})) == allowed
 
 
 def test_modules_sit_in_their_stage_packages():
