@@ -376,3 +376,28 @@ print(c.finish_reason, c.completion_tokens, signal.getsignal(signal.SIGINT) is s
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["length", "4", "True"]
+
+
+def test_abort_from_another_thread_ends_the_decode_in_flight_and_leaves_the_engine_as_it_was(smol):
+    # The MCP server's cancel: abort() sets a flag llama.cpp reads between graph nodes, so the
+    # llama_decode running now returns (rc 2) instead of finishing its step.
+    import threading
+
+    prompt = smol.render("Write a long story about a dragon.")
+    sampling = SamplingConfig(seed=3, temperature=1.0, top_p=1.0, top_k=0, max_tokens=40)
+    before = smol.generate(prompt, sampling)
+    events: list[TextEvent] = []
+
+    def on_event(event: TextEvent) -> None:
+        if not events:
+            aborter = threading.Thread(target=smol.abort)  # from another thread, as the server does
+            aborter.start()
+            aborter.join()
+        events.append(event)
+
+    with pytest.raises(GenerationInterrupted) as stopped:
+        smol.generate(prompt, sampling, on_event=on_event)
+    (cut,) = stopped.value.completions
+    assert cut.finish_reason == "interrupted"
+    assert len(cut.tokens) <= 1 < len(before.tokens)  # nothing decoded after the abort
+    assert smol.generate(prompt, sampling).tokens == before.tokens  # the next call is as before

@@ -25,6 +25,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mathsolve.api import Solver
 from mathsolve.config import SamplingConfig, Settings, SolveOptions
 from mathsolve.engine.decode import TextEvent
+from mathsolve.engine.llama import Engine
 from mathsolve.engine.protocol import RequestEngine
 from mathsolve.errors import EngineError, MathsolveError
 from mathsolve.solving.background import Stopped
@@ -36,7 +37,8 @@ Note = Callable[[str], None]
 
 
 class Decode:
-    """One solve in a worker thread. `stop()` (any thread) ends its decode at the next token;
+    """One solve in a worker thread. `stop()` (any thread) ends its decode at once (the local
+    engine's llama_decode returns between two graph nodes; a server's requests are cancelled);
     `ended` is set once the engine is free again."""
 
     def __init__(self, solver: Solver, problem: Problem, sampling: SamplingConfig, options: SolveOptions,
@@ -80,6 +82,8 @@ class Decode:
         engine = self.solver.engine
         if isinstance(engine, RequestEngine):  # a server: stop the requests that emit nothing yet
             engine.cancel()
+        elif isinstance(engine, Engine):  # the local engine: end the llama_decode running now
+            engine.abort()
 
 
 class EngineHost:

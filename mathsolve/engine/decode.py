@@ -78,8 +78,9 @@ class InterruptibleDecode:
     With ctx None it only defers Ctrl-C: while llama.cpp calls our (Python) log callback, the
     default handler's KeyboardInterrupt would be swallowed inside the ctypes callback."""
 
-    def __init__(self, ctx: Any) -> None:  # a llama_context pointer (ctypes), or None
-        self._ctx = ctx
+    def __init__(self, ctx: Any, standing: tuple[Any, Any] | None = None) -> None:
+        self._ctx = ctx  # a llama_context pointer (ctypes), or None
+        self._standing = standing  # the context's own (callback, flag buffer), put back on exit
         self._hit = False
         self._old: Callable[[int, FrameType | None], Any] | int | None = None  # SIGINT handler
         self._callback: object | None = None  # the ctypes callback, kept alive while installed
@@ -95,7 +96,8 @@ class InterruptibleDecode:
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # nohup: Ctrl-C stays ignored
             return self
         self._old = signal.signal(signal.SIGINT, self._on_sigint)
-        self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit)
+        flag = self._standing[1] if self._standing else None
+        self._callback = llama_cpp.ggml_abort_callback(lambda _data: self._hit or bool(flag and flag.raw[0]))
         if self._ctx is not None:
             llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
         return self
@@ -110,7 +112,9 @@ class InterruptibleDecode:
 
         if self._callback is None:
             return
-        if self._ctx is not None:
+        if self._ctx is not None and self._standing:
+            llama_cpp.llama_set_abort_callback(self._ctx, self._standing[0], self._standing[1])
+        elif self._ctx is not None:
             llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(0), None)
         signal.signal(signal.SIGINT, self._old)
         self._callback = None

@@ -383,6 +383,8 @@ class Engine(BatchSlots):
             first = jobs[0]
             raise GenerationInterrupted([unstarted(i, s, len(first.tokens))
                                          for i, s in enumerate(first.samplings)]) from None
+        if self._abort is not None:
+            self._abort[1][0] = b"\x00"  # an abort() of an earlier call is spent
         Scheduler(self, slots, path, on_done).run(jobs)
 
     def _sequence_cap(self) -> int:

@@ -71,6 +71,34 @@ def model_params(*, gpu: bool) -> Any:  # llama_cpp.llama_model_params
     return params
 
 
+_FLAG_CALLBACK: list[Any] = []  # [the callback] once made ([None] where it cannot be)
+
+
+def flag_abort_callback() -> Any | None:
+    """A ggml abort callback that reads a flag byte without calling Python: libc's strlen on a
+    2-byte buffer returns 1 once its first byte is set and 0 while it is 0, and the x86-64 and
+    AArch64 calling conventions return that size_t where ggml reads its bool. A Python callback
+    would cost a call per graph node of every decode step. None where strlen is not found."""
+    if not _FLAG_CALLBACK:
+        import ctypes
+        import ctypes.util
+        import os
+        import platform
+
+        import llama_cpp
+
+        callback = None
+        if platform.machine().lower() in ("x86_64", "amd64", "arm64", "aarch64"):
+            try:
+                libc = ctypes.CDLL(None if os.name == "posix" else ctypes.util.find_library("c") or "msvcrt")
+                address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+                callback = llama_cpp.ggml_abort_callback(address) if address else None
+            except (OSError, AttributeError, TypeError):
+                callback = None
+        _FLAG_CALLBACK.append(callback)
+    return _FLAG_CALLBACK[0]
+
+
 def _load_model(path: Path, *, gpu: bool) -> Any:  # a llama_model pointer (ctypes), or None
     import llama_cpp
 

@@ -52,6 +52,7 @@ class BatchSlots:
     _refused_noted: bool
     _vector: BatchSampler | None
     _logits: tuple[int | None, NDArray[np.float32]] | None  # (address, numpy view)
+    _abort: tuple[Any, Any] | None = None  # (native.flag_abort_callback, its flag buffer)
 
     # ---- sizing and the context --------------------------------------------------------------
 
@@ -143,11 +144,34 @@ class BatchSlots:
             seqs = max(1, seqs // 2)
             self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
         self._ctx, self._ctx_seqs, self._ctx_graph, self._ctx_pool = ctx, seqs, graph, pool
+        self._install_abort()
         self._logits = None
         self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)  # unified: the whole pool
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
         self._slot_tokens = [[] for _ in range(seqs)]
         return seqs
+
+    def _install_abort(self) -> None:
+        """abort() stops a llama_decode between two graph nodes: the context reads a flag byte."""
+        import ctypes
+
+        import llama_cpp
+
+        from mathsolve.engine.native import flag_abort_callback
+
+        callback = flag_abort_callback()
+        if callback is None:
+            return
+        if self._abort is None:
+            self._abort = (callback, ctypes.create_string_buffer(2))
+        llama_cpp.llama_set_abort_callback(self._ctx, callback, self._abort[1])
+
+    def abort(self) -> None:
+        """From any thread: the decode running now (or the next one) returns at once and the
+        generate call raises GenerationInterrupted (an MCP request cancelled). Cleared when the
+        next generate call starts."""
+        if self._abort is not None:
+            self._abort[1][0] = b"\x01"
 
     def _free_context(self) -> None:
         import llama_cpp
@@ -191,7 +215,7 @@ class BatchSlots:
             return 0.0
         start = time.perf_counter()
         try:
-            with InterruptibleDecode(self._ctx):
+            with InterruptibleDecode(self._ctx, self._abort):
                 self._prefill(slot, want, common)
         except BaseException:  # Ctrl-C or a failed decode: the slot's KV is not known to be whole
             llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
@@ -337,7 +361,7 @@ class BatchSlots:
         prefilled in chunks (the next token it decodes is seq.next_input, as before)."""
         full = seq.job.tokens + seq.ids
         try:
-            with InterruptibleDecode(self._ctx):
+            with InterruptibleDecode(self._ctx, self._abort):
                 self._prefill(seq.seq_id, full[:seq.pos], seq.n_prompt - 1)
         except BaseException:
             self.evict(seq)
@@ -348,7 +372,7 @@ class BatchSlots:
         import llama_cpp
 
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
-        if rc == 2:  # aborted by InterruptibleDecode: Ctrl-C during a long prompt
+        if rc == 2:  # aborted: Ctrl-C during a long prompt (InterruptibleDecode), or abort()
             raise KeyboardInterrupt
         if rc == 1 and self._ctx_pool is not None:  # nothing decoded, the cache as it was
             raise PoolFull()
