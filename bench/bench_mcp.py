@@ -147,8 +147,8 @@ async def run(args: argparse.Namespace) -> None:
                   f"{step * 1000:.1f} ms (tokens {tokens[0]}..{tokens[1]} of the same text): median "
                   f"{median / step:.2f}x, most {most / step:.2f}x a step (target <= 1x: "
                   f"{'met' if median <= step else 'missed'} by the median); RSS {rss_mb(pid):.1f} MB")
-            print("   (each cancel follows a progress notification, sent at a token boundary: it lands as a step "
-                  "begins, so the wait is that whole step, then the hand-over)")
+            print("   (a cancel sets the context's abort flag: the llama_decode in flight returns between two "
+                  "graph nodes, then the engine is handed over)")
 
 
 async def cancel_one(solve: Any, threshold: int) -> tuple[float, float, bool]:
