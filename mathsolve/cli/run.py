@@ -74,7 +74,7 @@ def solve_in_flight(solver: Solver, problems: list[Problem], renderer: Renderer)
     """Piped or JSON output of several problems: all in flight in one batch, each printed in
     input order as soon as the ones before it are. On Ctrl-C, JSON records that finished out
     of order (they carry their id) are printed too; plain lines keep the order."""
-    from mathsolve.engine.decode import GenerationInterrupted
+    from mathsolve.engine.decode import GenerationInterrupted, InterruptibleDecode
     from mathsolve.output.render import JsonRenderer
 
     results: dict[int, Result] = {}
@@ -83,9 +83,10 @@ def solve_in_flight(solver: Solver, problems: list[Problem], renderer: Renderer)
     def on_result(index: int, result: Result) -> None:
         nonlocal shown
         results[index] = result
-        while shown in results:
-            renderer.end(results[shown])
-            shown += 1
+        while shown in results:  # a Ctrl-C waits until the record is printed and counted:
+            with InterruptibleDecode(None):  # it is neither lost nor printed again below
+                renderer.end(results[shown])
+                shown += 1
 
     try:
         solver.solve_all(problems, on_result)
