@@ -115,6 +115,7 @@ class Solver:
     def _start(self, settings: Settings, *, note: Note | None, pull: bool,
                stages: Callable[[str, int, int], None] | None) -> None:
         from mathsolve.engine.loading import open_engine
+        from mathsolve.output.records import model_json
 
         validate(settings)
         self._settings = settings
@@ -122,8 +123,9 @@ class Solver:
         self._running: set[Background[Any]] = set()
         self._engine: EngineProtocol[Any] | None = None
         self._note: Note = note or _log.info
-        self._engine, self._model = open_engine(settings.model, settings.engine, note=self._note,
-                                                pull=pull, probe=settings.sampling, stages=stages)
+        self._engine, info = open_engine(settings.model, settings.engine, note=self._note,
+                                         pull=pull, probe=settings.sampling, stages=stages)
+        self._model = model_json(info)
 
     # ---- what was loaded -------------------------------------------------------------------
 

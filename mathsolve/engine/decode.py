@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mathsolve.config import SamplingConfig
 from mathsolve.engine.stream import ThinkSplitter, Utf8Stream, think_open_at_end
@@ -30,6 +30,12 @@ class TextEvent:
     kind: str
 
 
+# How a sample ended: ran to its end ("stop"), hit its token limit ("length"), stopped before
+# its end ("interrupted", e.g. Ctrl-C), or cut off once the vote was decided ("cancelled").
+# The one list of finish reasons; every finish field is typed with it.
+FinishReason = Literal["stop", "length", "interrupted", "cancelled"]
+
+
 @dataclass(frozen=True)
 class Completion:
     """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
@@ -37,7 +43,7 @@ class Completion:
     sample: int
     seed: int
     text: str
-    finish_reason: str  # "stop" | "length" | "interrupted" | "cancelled" (vote decided)
+    finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
     seconds: float
@@ -185,7 +191,7 @@ class SampleState:
         self.raw: list[bytes] | None = [] if self.on_event is None else None  # else bytes
         self.ids: list[int] = []
         self.n_generated = 0
-        self.finish: str | None = None
+        self.finish: FinishReason | None = None
         self.start = job.start or time.perf_counter()
         self.seconds = 0.0
         self.prompt_seconds = 0.0
@@ -270,7 +276,7 @@ class SampleState:
             return incomplete_utf8(b"".join(self.raw[-4:]))
         return bool(self.utf8.pending())
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: FinishReason) -> None:
         if self.raw is None:
             self._text(self.utf8.flush())
             self._emit(self.splitter.flush())
@@ -336,5 +342,5 @@ def sampler_chain(s: SamplingConfig) -> object:  # a llama_sampler pointer (ctyp
 
 
 def unstarted(sample: int, s: SamplingConfig, n_prompt: int,
-               reason: str = "interrupted") -> Completion:
+               reason: FinishReason = "interrupted") -> Completion:
     return Completion(sample, s.seed, "", reason, n_prompt, 0, 0.0, 0.0)

@@ -18,9 +18,22 @@ Note = Callable[[str], None]
 Stages = Callable[[str, int, int], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What was loaded: a GGUF file (its path, where it came from, its quant; quant None for a
+    path given as is) or a server (`server`, its URL as source, the model name it serves).
+    output.records.model_json gives the `model` object every JSON result records."""
+
+    path: str | None
+    source: str
+    quant: str | None = None  # a GGUF's
+    name: str | None = None  # a server's
+    server: bool = False
+
+
 def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
                 pull: bool = False, probe: SamplingConfig | None = None,
-                stages: Stages | None = None) -> tuple[EngineProtocol[Any], dict[str, Any]]:
+                stages: Stages | None = None) -> tuple[EngineProtocol[Any], ModelInfo]:
     """The engine for `spec` and its record: a server when `spec.server`, else the GGUF that
     `spec.model` names, loaded with `engine`'s settings (its model_path is filled here).
 
@@ -33,7 +46,7 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
 
         server = ServerEngine.connect(spec.server, api_key=spec.api_key,
                                       concurrency=spec.concurrency, warn=note, model=spec.model)
-        return server, {"path": None, "source": server.url, "name": server.model_name}
+        return server, ModelInfo(None, server.url, name=server.model_name, server=True)
 
     from mathsolve.engine.llama import Engine
     from mathsolve.models import cache as models
@@ -57,7 +70,7 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
         note(f"engine: {'GPU' if local.gpu_offload else 'CPU'}, {local.n_threads} threads; "
              f"sampling: {describe_path(local.choose_path([probe]))}")
     quant = None if resolved.source == "file" else resolved.quant  # --quant does not apply to a path
-    return local, {"path": str(resolved.path), "source": resolved.source, "quant": quant}
+    return local, ModelInfo(str(resolved.path), resolved.source, quant=quant)
 
 
 def _warm_up(engine: Any) -> None:  # an engine.llama.Engine

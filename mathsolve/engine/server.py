@@ -33,7 +33,7 @@ from mathsolve import __version__
 from mathsolve.config import SYSTEM_PROMPT, SamplingConfig
 from mathsolve.engine import chat
 from mathsolve.engine.chat import ChatPrompt, normalise_url
-from mathsolve.engine.decode import Completion, GenerationInterrupted, TextEvent
+from mathsolve.engine.decode import Completion, FinishReason, GenerationInterrupted, TextEvent
 from mathsolve.engine.sse import (
     MAX_COMPLETION_BYTES,
     MAX_ERROR_BYTES,
@@ -234,7 +234,7 @@ class ServerEngine:
         return [done[i] for i in range(len(samplings))]
 
     def _partial(self, samplings: list[SamplingConfig], done: dict[int, Completion],
-                 call: Call, reason: str = "interrupted") -> list[Completion]:
+                 call: Call, reason: FinishReason = "interrupted") -> list[Completion]:
         out = []
         for i, s in enumerate(samplings):
             if i in done:

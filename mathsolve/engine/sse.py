@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from mathsolve.engine.decode import Completion, TextEvent
+from mathsolve.engine.decode import Completion, FinishReason, TextEvent
 from mathsolve.engine.stream import TAG, THINK_CLOSE, THINK_OPEN, ThinkSplitter
 from mathsolve.errors import EngineError
 
@@ -161,9 +161,9 @@ class Accumulator:
         if isinstance(obj.get("usage"), dict):
             self.usage = obj["usage"]
 
-    def completion(self, reason: str | None = None) -> Completion:
+    def completion(self, reason: FinishReason | None = None) -> Completion:
         """reason overrides the server's (interrupted); length stays an open think block."""
-        finish = reason or ("length" if self.finish == "length" else "stop")
+        finish: FinishReason = reason or ("length" if self.finish == "length" else "stop")
         if finish == "stop":
             self._close_reasoning()
         for kind, text in self.splitter.flush():

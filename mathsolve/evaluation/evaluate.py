@@ -64,11 +64,11 @@ def _rewrite(path: Path, lines: list[bytes]) -> None:
     os.replace(tmp, path)
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict[str, Any]]:
     """One record per id (the last one written wins), in the order ids first appear."""
     if not path.exists():
         return []
-    records: dict[str, dict] = {}
+    records: dict[str, dict[str, Any]] = {}
     for line in path.read_text("utf-8").split("\n"):  # not splitlines: JSON may hold U+2028
         if line.strip():
             record = json.loads(line)
@@ -84,7 +84,7 @@ class ResultsFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8")
 
-    def append(self, record: dict) -> None:
+    def append(self, record: dict[str, Any]) -> None:
         # One write() of a whole line: a kill leaves either the line or a torn tail that
         # finished_ids() cuts off, never a duplicate.
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -98,7 +98,7 @@ class ResultsFile:
 # ---------------------------------------------------------------- one eval record
 
 def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
-                completions: list[str] | None = None) -> dict:
+                completions: list[str] | None = None) -> dict[str, Any]:
     """Per-problem record: each sample's answer and correctness, the vote, tokens, time."""
     from mathsolve.answers.equivalence import equivalent
 
@@ -158,12 +158,12 @@ class Summary:
     budget_hit: float  # share of drawn samples steered by --thinking-budget / --time-limit
     subjects: dict[str, tuple[int, float]]  # subject -> (problems, accuracy)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "pass_at": {str(k): v for k, v in self.pass_at.items()},
                 "subjects": {s: {"problems": n, "accuracy": a} for s, (n, a) in self.subjects.items()}}
 
 
-def summarise(records: Iterable[dict]) -> Summary:
+def summarise(records: Iterable[dict[str, Any]]) -> Summary:
     from mathsolve.evaluation.metrics import ks_for, pass_at_k
 
     records = list(records)
@@ -224,7 +224,7 @@ def pending(problems: list[Problem], done: set[str], limit: int | None) -> list[
 
 # ---------------------------------------------------------------- grade
 
-def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict]:
+def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict[str, Any]]:
     """Grade other models' outputs: each row needs `completion` and `reference` (or `answer`).
 
     `reference_used` reports what was compared: the reference, or a solution's final answer.

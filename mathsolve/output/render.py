@@ -119,7 +119,7 @@ class TerminalRenderer(Renderer):
         self.load_seconds = load_seconds
         self._live: Any = None
         self._status: Any = None
-        self._samples: dict[int, dict] = {}
+        self._samples: dict[int, dict[str, Any]] = {}
 
     def begin(self, problem: Problem, samples: int) -> None:
         if samples > 1:

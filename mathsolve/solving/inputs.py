@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mathsolve.errors import InputError
 
@@ -96,7 +97,7 @@ def _blocks(lines: list[str]) -> Iterator[Problem]:
             block = []
 
 
-def json_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict | str]]:
+def json_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, object) per non-blank JSON line; a bad line comes back as its error."""
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -33,12 +33,13 @@ def training_messages(problem: str) -> list[ChatCompletionRequestMessage]:
 def render_prompt(chat_template: str, problem: str, *, think: bool = True) -> str:
     """Render `problem` exactly as in training; think=False passes enable_thinking=False."""
     import jinja2
-    from jinja2.sandbox import SecurityError
+    from jinja2.exceptions import SecurityError
 
     try:
         formatter = _formatter(chat_template)
         kwargs: dict[str, Any] = {} if think else {"enable_thinking": False}
-        return formatter(messages=training_messages(problem), **kwargs).prompt
+        prompt: str = formatter(messages=training_messages(problem), **kwargs).prompt
+        return prompt
     except SecurityError as exc:
         raise ModelError(
             f"the model's chat template tried an unsafe operation ({_one_line(exc)}); "

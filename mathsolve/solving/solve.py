@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
-from mathsolve.engine.decode import Completion, TextEvent
+from mathsolve.engine.decode import Completion, FinishReason, TextEvent
 from mathsolve.engine.protocol import EngineProtocol, InFlightEngine
 from mathsolve.solving.inputs import Problem
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 PromptT = TypeVar("PromptT")
 OnProblemEvent = Callable[[int, TextEvent], None]
 
-FINISHED = ("stop", "length")  # samples that ran to their end; only they vote
+FINISHED: tuple[FinishReason, ...] = ("stop", "length")  # samples that ran to their end; only they vote
 
 
 @dataclass
@@ -33,7 +33,7 @@ class SampleResult:
     answer: str | None
     fallback: bool
     completion_tokens: int
-    finish_reason: str
+    finish_reason: FinishReason
     budget: dict[str, Any] | None = None  # where the budget was hit: {"hit", "at", "in_think"}
 
 
@@ -45,7 +45,7 @@ class Result:
     problem: str
     answer: str | None = None
     completion: str | None = None
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
