@@ -198,22 +198,37 @@ def test_no_color_on_a_terminal_means_no_colour_codes(smollm2_gguf):
 
 def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tmp_path,
                                                               sigint_default):
+    texts = ["What is 1+1?"] + ["Write a very long essay about the number seven."] * 5
     problems = tmp_path / "p.txt"
-    problems.write_text("What is 1+1?\n" + "Write a very long essay about the number seven.\n" * 5)
+    problems.write_text("".join(t + "\n" for t in texts))
     proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
                              "-f", str(problems), "--json", "--max-tokens", "200", "--parallel", "2",
                              "--ctx", "1024", "--seed", "1", "--temperature", "1.0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=sigint_default)
-    first = proc.stdout.readline()  # the first record is out: the batch is past problem 1
-    time.sleep(0.5)  # two problems in flight: at least three more of up to 200 tokens to come
+    # The event to wait for: the first record is out, so the batch is past problem 1 with two
+    # problems in flight and at least three more of up to 200 tokens to come. Ctrl-C at once.
+    first = proc.stdout.readline()
+    assert first.endswith(b"\n"), (first, proc.stderr.read().decode()[-2000:])
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert json.loads(first)["id"] == "1"
-    for line in rest.decode().splitlines():
-        json.loads(line)  # every line written is a whole record
+    assert proc.returncode == 130, err.decode()[-2000:]
     assert "Traceback" not in err.decode()
+    output = first + rest
+    assert output.endswith(b"\n")  # the last record is whole: nothing cut off
+    rows = records(output)  # every line written is a whole JSON record
+    ids = [row["id"] for row in rows]
+    # The finished records are kept: problem 1's at least, each problem at most once, in input
+    # order (those that finished out of order are printed after, sorted), and not all six.
+    assert 1 <= len(rows) < len(texts), ids
+    assert ids[0] == "1"
+    assert ids == sorted(set(ids), key=int) and set(ids) <= {str(i) for i in range(1, 7)}
+    for row in rows:
+        assert JSON_KEYS <= row.keys()
+        assert row["problem"] == texts[int(row["id"]) - 1]
+        assert row["error"] is None
+        assert row["finish_reason"] in ("stop", "length")  # finished, not cut short by Ctrl-C
+        assert row["completion_tokens"] <= 200 and isinstance(row["completion"], str)
 
 
 def test_offline_missing_model_fails_at_once_with_the_pull_command(tmp_path):

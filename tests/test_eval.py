@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -64,23 +63,44 @@ def test_eval_resume_skips_finished_problems_without_loading_the_model(tiny_qwen
     assert len(out.read_text().splitlines()) == 2
 
 
+def whole_lines(path: Path) -> int:
+    """Records in a results file that a kill cannot have torn: the newline-ended lines."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def wait_for_more_records(path: Path, than: int, proc: subprocess.Popen, timeout: float) -> None:
+    """Until the file holds more than `than` whole records, or the run has ended."""
+    deadline = time.monotonic() + timeout
+    while whole_lines(path) <= than and proc.poll() is None:
+        assert time.monotonic() < deadline, f"no new record in {timeout} s"
+        time.sleep(0.01)  # a poll of the file, not a guess at how long the run takes
+
+
 def test_eval_killed_repeatedly_resumes_to_exactly_the_same_set(tiny_qwen3_gguf, five_problems, tmp_path):
     out = tmp_path / "results.jsonl"
     args = [sys.executable, "-m", "mathsolve", "eval", str(five_problems), "--out", str(out),
             "--model", str(tiny_qwen3_gguf), *EVAL_ARGS, "--max-tokens", "96"]  # ~8 s in all
-    rng = random.Random(11)
-    for _ in range(4):  # SIGKILL at random points, several times
+    data_ids = [json.loads(l)["id"] for l in five_problems.read_text().splitlines()]
+    killed_mid_eval = 0
+    for _ in range(4):  # SIGKILL several times, each run just after it has appended a record
+        before = whole_lines(out)
+        if before == len(data_ids):
+            break  # all done: nothing left to kill
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 5.0))
+        wait_for_more_records(out, before, proc, timeout=300)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        killed = proc.wait(timeout=30) == -signal.SIGKILL
+        kept = [json.loads(line)["id"] for line in out.read_bytes().split(b"\n")[:-1]]
+        assert len(kept) > before  # the records written before the kill are all there, whole
+        assert len(kept) == len(set(kept)) and set(kept) <= set(data_ids)
+        killed_mid_eval += killed and len(kept) < len(data_ids)
         with open(out, "ab") as fh:  # a kill mid-write leaves a torn line: simulate the worst
             fh.write(b'{"id": "torn')
+    assert killed_mid_eval >= 1  # at least one run was killed with problems still to do
     final = subprocess.run(args, capture_output=True, timeout=600)
     assert final.returncode == 0, final.stderr.decode()[-2000:]
     lines = out.read_text().splitlines()
     ids = [json.loads(line)["id"] for line in lines]  # every line parses: none truncated
-    data_ids = [json.loads(l)["id"] for l in five_problems.read_text().splitlines()]
     assert sorted(ids) == sorted(data_ids)  # no duplicates, nothing missing
     assert finished_ids(out) == set(data_ids)
 

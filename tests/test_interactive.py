@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -15,6 +16,27 @@ def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+ESCAPE = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # CSI and two-byte escapes
+
+
+def read_until_text_after(fd: int, marker: bytes, timeout: float) -> bytes:
+    """Read until `marker` and then visible text after it (not only escapes, CR, LF or spaces
+    that readline writes when a line is entered): the first streamed piece of an answer."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at = seen.find(marker)
+        if at >= 0 and ESCAPE.sub(b"", seen[at + len(marker):]).strip():
+            break
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
             try:
@@ -39,7 +61,11 @@ def test_interactive_loop_solves_lines_cancels_with_ctrl_c_and_quits_on_ctrl_d(
         first = read_until(leader, b"math> ", 120)
         assert b"Answer" in first and b"finish:" in first  # one answer panel, then the prompt again
         os.write(leader, b"Write a very long story about the number seven.\n")
-        time.sleep(0.5)
+        # The event to wait for: the answer is streaming (text after the echoed line).
+        streaming = read_until_text_after(leader, b"number seven.", 120)
+        after = ESCAPE.sub(b"", streaming[streaming.find(b"number seven.") + 13:])
+        assert b"number seven." in streaming and after.strip(), streaming[-2000:]
+        assert b"math> " not in after  # not finished yet: Ctrl-C lands inside the answer
         proc.send_signal(signal.SIGINT)  # Ctrl-C (what the terminal sends) cancels this answer
         cancelled = read_until(leader, b"math> ", 60)
         assert b"interrupted" in cancelled and b"math> " in cancelled

@@ -57,7 +57,7 @@ class ResolvedModel:
     source: str  # repo id, or "file" for a path given by the user
     name: str
     quant: str
-    manifest: dict | None
+    manifest: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> st
     return digest.hexdigest()
 
 
-def _stat_record(st: os.stat_result) -> dict:
+def _stat_record(st: os.stat_result) -> dict[str, Any]:
     """What identifies the file's bytes cheaply. ctime_ns changes on every write and cannot be
     set back (`touch -r`, `cp -p` keep mtime, not ctime); a copy or replacement gets a new
     inode. Any difference means hashing again."""
@@ -138,7 +138,7 @@ def _stat_record(st: os.stat_result) -> dict:
             "inode": st.st_ino, "device": st.st_dev}
 
 
-def _read_manifest(mpath: Path, repo: str, quant: str) -> dict:
+def _read_manifest(mpath: Path, repo: str, quant: str) -> dict[str, Any]:
     """The manifest, validated; a ModelError naming the `--force` fix when it is unusable."""
     fix = f"run `{_pull_cmd(repo, quant, force=True)}`"
     try:
@@ -189,7 +189,8 @@ def _load_cached(mdir: Path, repo: str, quant: str, verify: bool, *, hash_if_cha
     return ResolvedModel(gguf, manifest["repo"], mdir.name, quant, manifest)
 
 
-def _record_stat(mdir: Path, mpath: Path, manifest: dict, stat: dict, locked: bool) -> dict:
+def _record_stat(mdir: Path, mpath: Path, manifest: dict[str, Any], stat: dict[str, Any],
+                 locked: bool) -> dict[str, Any]:
     """The manifest with `stat` recorded, rewritten atomically under the model lock when the
     lock is free (a running pull or rm holds it: then nothing is written, the next load hashes
     again) and the manifest is still the one that was checked."""
@@ -371,7 +372,7 @@ def _model_lock(root: Path, name: str, what: str) -> Iterator[None]:
         lock.release()
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)

@@ -35,6 +35,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from mathsolve.errors import ModelError
 
@@ -75,7 +76,7 @@ class Metadata:
 class _Reader:
     """Bounds-checked little-endian reads over a buffer; every overrun is a `_Bad`."""
 
-    def __init__(self, buf, size: int) -> None:
+    def __init__(self, buf: mmap.mmap, size: int) -> None:
         self.buf, self.size, self.pos = buf, size, 0
 
     def take(self, n: int, what: str) -> int:
@@ -86,15 +87,15 @@ class _Reader:
         self.pos += n
         return at
 
-    def scalar(self, kind: int, what: str):
+    def scalar(self, kind: int, what: str) -> Any:
         fmt, n = _SCALARS[kind]
         return struct.unpack_from(fmt, self.buf, self.take(n, what))[0]
 
     def u32(self, what: str) -> int:
-        return self.scalar(UINT32, what)
+        return cast(int, self.scalar(UINT32, what))
 
     def u64(self, what: str) -> int:
-        return self.scalar(10, what)
+        return cast(int, self.scalar(10, what))
 
     def string(self, what: str) -> bytes:
         n = self.u64(f"{what} length")
@@ -303,7 +304,7 @@ def probe(path: Path, timeout: float = PROBE_TIMEOUT_S) -> None:
     raise _Bad(f"llama.cpp crashed loading it ({_last_words(proc)})")
 
 
-def _last_words(proc: subprocess.CompletedProcess) -> str:
+def _last_words(proc: subprocess.CompletedProcess[bytes]) -> str:
     err = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     died = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
     asserted = [ln for ln in err if "GGML_ASSERT" in ln or "error" in ln.lower()]
@@ -311,7 +312,7 @@ def _last_words(proc: subprocess.CompletedProcess) -> str:
     return f"{died}: {detail}" if detail else died
 
 
-def _child(path: str) -> dict:
+def _child(path: str) -> dict[str, Any]:
     """In the child: load without weights, walk the vocabulary, render and tokenize."""
     import ctypes
 
@@ -321,11 +322,11 @@ def _child(path: str) -> dict:
 
     errors: list[str] = []
 
-    @llama_cpp.llama_log_callback
-    def log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    def on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         if level == 4:  # GGML_LOG_LEVEL_ERROR
             errors.append(text.decode("utf-8", "replace").strip())
 
+    log = llama_cpp.llama_log_callback(on_log)  # a ctypes CFUNCTYPE instance, kept alive here
     llama_cpp.llama_log_set(log, ctypes.c_void_p(0))
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_default_params()
@@ -364,7 +365,7 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
 
 
-def _fingerprint(path: Path) -> dict:
+def _fingerprint(path: Path) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     st = path.stat()
@@ -377,20 +378,21 @@ def _fingerprint(path: Path) -> dict:
             "checker": CHECKER_VERSION, "llama_cpp_python": llama}
 
 
-def _verdict_file(verdicts: Path, fingerprint: dict) -> Path:
+def _verdict_file(verdicts: Path, fingerprint: dict[str, Any]) -> Path:
     return verdicts / (hashlib.sha256(fingerprint["path"].encode()).hexdigest()[:32] + ".json")
 
 
-def _remembered(verdicts: Path | None, fingerprint: dict) -> bool:
+def _remembered(verdicts: Path | None, fingerprint: dict[str, Any]) -> bool:
     if verdicts is None:
         return False
     try:
-        return json.loads(_verdict_file(verdicts, fingerprint).read_text("utf-8")) == fingerprint
+        stored: object = json.loads(_verdict_file(verdicts, fingerprint).read_text("utf-8"))
+        return stored == fingerprint
     except (OSError, ValueError):
         return False
 
 
-def _remember(verdicts: Path | None, fingerprint: dict) -> None:
+def _remember(verdicts: Path | None, fingerprint: dict[str, Any]) -> None:
     """Atomically; a cache we cannot write only costs a check next time."""
     if verdicts is None:
         return
