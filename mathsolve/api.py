@@ -30,9 +30,8 @@ from mathsolve.config import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K,
     DEFAULT_TOP_P,
-    KV_TYPES,
-    QUANT_CHOICES,
-    SAMPLERS,
+    OPTIONS,
+    SOLVE_OPTIONS,
     EngineConfig,
     ModelSpec,
     SamplingConfig,
@@ -55,7 +54,6 @@ __all__ = ["Solver", "extract_answer", "grade"]
 Note = Callable[[str], None]
 OnResult = Callable[[int, Result], None]
 Seeding = Callable[[Problem], SamplingConfig]
-MAX_SEED = 2**31 - 1
 API_KEY_ENV = ("MATHSOLVE_API_KEY", "OPENAI_API_KEY")  # as `--api-key` reads them
 
 _log = logging.getLogger("mathsolve")
@@ -255,7 +253,7 @@ class Solver:
     def _sampling(self, seed: int | None) -> SamplingConfig:
         if seed is None:
             return self._settings.sampling
-        _check_range("seed", seed, 0, MAX_SEED)
+        _check("seed", seed)
         return self._settings.sampling.with_seed(seed)
 
     def _background(self, work: Callable[[Emit[Any], Checkpoint], None]) -> Iterator[Any]:
@@ -336,46 +334,23 @@ def _problem(item: str | Problem, index: int, *, strict: bool) -> Problem:
         return Problem(str(index), item, error=str(exc))
 
 
-def _check_range(name: str, value: float | None, low: float | None, high: float | None, *,
-                 low_open: bool = False) -> None:
-    if value is None:
-        return
-    if (low is not None and (value <= low if low_open else value < low)) or (
-            high is not None and value > high):
-        bounds = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, " \
-                 f"{high if high is not None else 'inf'}]"
-        raise UsageError(f"{name} must be in {bounds}, got {value!r}")
+def _check(name: str, value: Any) -> None:
+    """A UsageError when `value` is out of config.OPTIONS[name]'s range or choices."""
+    problem = OPTIONS[name].problem(value)
+    if problem:
+        raise UsageError(problem)
 
 
 def validate(settings: Settings) -> None:
-    """The ranges `mathsolve solve` enforces on its options, for settings made in Python."""
-    s, e, o, m = settings.sampling, settings.engine, settings.solve, settings.model
-    _check_range("temperature", s.temperature, 0, 5)
-    _check_range("top_p", s.top_p, 0, 1, low_open=True)
-    _check_range("top_k", s.top_k, 0, None)
-    _check_range("min_p", s.min_p, 0, 1)
-    _check_range("seed", s.seed, 0, MAX_SEED)
-    _check_range("max_tokens", s.max_tokens, 1, None)
-    _check_range("ctx", e.n_ctx, 256, None)
-    _check_range("samples", o.samples, 1, 64)
-    _check_range("confidence", o.confidence, 0.5, 1, low_open=True)
-    if o.confidence is not None and o.confidence >= 1:
-        raise UsageError(f"confidence must be below 1 (a vote is never certain), got {o.confidence!r}")
-    _check_range("thinking_budget", s.thinking_budget, 0, None)
-    _check_range("time_limit", s.time_limit, 0, None, low_open=True)
+    """The ranges and choices `mathsolve solve` enforces on its options (config.SOLVE_OPTIONS),
+    for settings made in Python."""
+    for option in SOLVE_OPTIONS:
+        section, field = option.setting.split(".")
+        _check(option.name, getattr(getattr(settings, section), field))
+    s, e = settings.sampling, settings.engine
     if s.thinking_budget is not None and s.thinking_budget + ANSWER_ALLOWANCE >= e.n_ctx:
         raise UsageError(f"thinking budget {s.thinking_budget} leaves no room for the answer in a "
                          f"context of {e.n_ctx} tokens; lower it or raise --ctx")
-    _check_range("threads", e.n_threads, 1, None)
-    _check_range("parallel", e.parallel, 1, 256)
-    _check_range("concurrency", m.concurrency, 1, 256)
-    if e.kv_type not in KV_TYPES:
-        raise UsageError(f"kv_type must be one of {', '.join(KV_TYPES)}, got {e.kv_type!r}")
-    _check_range("kv_budget", e.kv_budget, 0, None, low_open=True)
-    if e.sampler not in SAMPLERS:
-        raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {e.sampler!r}")
-    if m.quant not in QUANT_CHOICES:
-        raise UsageError(f"quant must be one of {', '.join(QUANT_CHOICES)}, got {m.quant!r}")
 
 
 def extract_answer(text: str) -> str | None:

@@ -39,6 +39,108 @@ def budget_cue(in_think: bool, at_start: bool = False) -> str:
     return lead + BUDGET_ANSWER_CUE
 
 
+MAX_SEED = 2**31 - 1
+MIN_CTX = 256  # --ctx; the engine opens smaller contexts (tests use tiny ones) but none is useful
+
+
+@dataclass(frozen=True)
+class Option:
+    """One valued option of a solve, as `mathsolve solve` (and eval, mcp) takes it on the
+    command line, `Solver(...)` as a keyword and the MCP `solve` tool as a field: its name
+    (the keyword; the flag is `--` and the name with dashes), type, default, range or
+    choices, and help. cli/ builds the click options from these, api.validate the checks."""
+
+    name: str
+    type: type[Any]  # int, float or str (with choices)
+    default: Any
+    setting: str  # where the value lives in Settings: "sampling.temperature"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is out of range
+    high_open: bool = False
+    below: str = ""  # why a value at an open `high` is out of range, for its error message
+    choices: tuple[str, ...] = ()
+    help: str | None = None
+    metavar: str | None = None
+    show_default: bool = False
+    short: str | None = None  # a one-letter flag too: "-k"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is out of this option's range or choices (one line); None when it is fine.
+
+        Range errors read "NAME must be in [low, high], got VALUE" (`(` for an open low);
+        a value at an open high reads "NAME must be below HIGH (why), got VALUE"."""
+        if value is None:
+            return None
+        if self.choices:
+            if value not in self.choices:
+                return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
+            return None
+        low, high = self.low, self.high
+        if (low is not None and (value <= low if self.low_open else value < low)) or (
+                high is not None and value > high):
+            bounds = f"{'(' if self.low_open else '['}{low if low is not None else '-inf'}, " \
+                     f"{high if high is not None else 'inf'}]"
+            return f"{self.name} must be in {bounds}, got {value!r}"
+        if self.high_open and high is not None and value >= high:
+            why = f" ({self.below})" if self.below else ""
+            return f"{self.name} must be below {high}{why}, got {value!r}"
+        return None
+
+
+# The valued options of a solve, in the order api.validate checks them; the click options
+# keep their own order in the help (cli/__init__.py). Flags (--card, --cpu, --no-think, ...)
+# and free strings (--model, --server) have no range and are not here. Bounds keep the
+# literals they are shown with: `--temperature` reads [0<=x<=5] in the help, not 0.0<=x<=5.0.
+SOLVE_OPTIONS: tuple[Option, ...] = (
+    Option("temperature", float, DEFAULT_TEMPERATURE, "sampling.temperature", 0, 5, show_default=True,
+           help="0 is greedy (not advised for Qwen3); the card used 1.0."),
+    Option("top_p", float, DEFAULT_TOP_P, "sampling.top_p", 0, 1, low_open=True, show_default=True),
+    Option("top_k", int, DEFAULT_TOP_K, "sampling.top_k", 0, show_default=True, help="0 disables top-k."),
+    Option("min_p", float, DEFAULT_MIN_P, "sampling.min_p", 0, 1, show_default=True),
+    Option("seed", int, None, "sampling.seed", 0, MAX_SEED,
+           help="Seed of sample 1 (sample i uses seed+i-1); default: random, recorded."),
+    Option("max_tokens", int, DEFAULT_MAX_TOKENS, "sampling.max_tokens", 1, show_default=True,
+           help="Generated tokens per sample (capped by the context)."),
+    Option("ctx", int, DEFAULT_CTX, "engine.n_ctx", MIN_CTX, show_default=True,
+           help="Context length per sample (prompt + generation); 8192 = training length."),
+    Option("samples", int, 1, "solve.samples", 1, 64, show_default=True, short="-k",
+           help="Draw K samples per problem and vote on the answer."),
+    Option("confidence", float, None, "solve.confidence", 0.5, 1, low_open=True, high_open=True,
+           below="a vote is never certain", metavar="P",
+           help="With --samples: stop the remaining samples once the vote's confidence "
+                "(the Beta posterior that the leading answer is the majority) reaches P, e.g. 0.95."),
+    Option("thinking_budget", int, None, "sampling.thinking_budget", 0, metavar="N",
+           help="Tokens a sample may reason before it is steered to an answer (the cue closes "
+                f"</think> and opens \\boxed{{, then {ANSWER_ALLOWANCE} tokens more); 0 answers at once."),
+    Option("time_limit", float, None, "sampling.time_limit", 0, low_open=True, metavar="SECONDS",
+           help="Wall-clock seconds per problem; then its samples are steered to an answer "
+                "as with --thinking-budget."),
+    Option("threads", int, None, "engine.n_threads", 1, help="CPU threads [default: physical cores]."),
+    Option("parallel", int, None, "engine.parallel", 1, 256,
+           help="Sequences decoded at once (problems x samples) [default: sized from free memory and --ctx]."),
+    Option("concurrency", int, None, "model.concurrency", 1, 256,
+           help="With --server: requests in flight [default: the K samples of a problem; eval: 8 problems]."),
+    Option("kv_type", str, "f16", "engine.kv_type", choices=KV_TYPES, show_default=True,
+           help="Type of the KV cache: q8_0 takes about half the memory of f16 (with flash attention)."),
+    # GB on the command line, bytes in EngineConfig: the range (above 0) holds for both.
+    Option("kv_budget", float, None, "engine.kv_budget", 0, low_open=True, metavar="GB",
+           help="Memory the KV cache may take; samples share one pool when they cannot all have --ctx "
+                "cells [default: one whole sample + 1024 tokens per other sample, within half the free "
+                "RAM or the GPU's free memory]."),
+    Option("sampler", str, "auto", "engine.sampler", choices=SAMPLERS, show_default=True,
+           help="Where tokens are drawn: inside llama.cpp's graph (auto on a GPU), vectorised on the "
+                "CPU (auto on a CPU), or llama.cpp's chain per sample."),
+    Option("quant", str, DEFAULT_QUANT, "model.quant", choices=QUANT_CHOICES, show_default=True,
+           help="Quantisation of a cached model."),
+)
+OPTIONS: dict[str, Option] = {option.name: option for option in SOLVE_OPTIONS}
+
+
 def random_seed(samples: int = 1) -> int:
     """A seed for sample 1 when none is given: seed + samples - 1 is still below 2**31."""
     import random  # here: `mathsolve --help` never needs it

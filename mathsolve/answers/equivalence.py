@@ -12,7 +12,8 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from mathsolve.answers.forms import answer_items, group_end, is_equation, units_differ
+from mathsolve.answers.forms import answer_items, is_equation, units_differ
+from mathsolve.answers.latex import drop_commands, group_end, unwrap
 from mathsolve.answers.named import align, canonical_assignments
 from mathsolve.config import CHECK_TIMEOUT_S
 
@@ -23,10 +24,8 @@ _WRAPPERS = (
     "\\boxed", "\\fbox", "\\text", "\\textbf", "\\mathbf", "\\mathrm", "\\mbox", "\\textrm",
     "\\textnormal", "\\textit", "\\textup",
 )
-_DROP = (
-    "\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\displaystyle", "\\$", "$", "**",
-    "^{\\circ}", "^\\circ", "°", "\\%", "%", "\\quad", "\\qquad",
-)
+# Dropped from a value after latex.DROP_COMMANDS: money, markdown, degree and percent marks.
+_MARKERS = ("\\$", "$", "**", "^{\\circ}", "^\\circ", "°", "\\%", "%")
 _NUM = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _FRAC = re.compile(r"(-?)(\d+)?\\frac\{(\d+)\}\{(\d+)\}")
@@ -41,28 +40,6 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _LABELLED_CHOICE = re.compile(r"^\(([A-E])\)\S")  # a choice's letter, then its value
 _COMMAND = re.compile(r"\\(?:begin|end)\{\w*\*?\}|\\[a-zA-Z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
-
-
-def _unwrap(s: str, command: str) -> str:
-    """Replace `\\command{X}` by `X` (balanced braces, every occurrence)."""
-    out, i = [], 0
-    while True:
-        j = s.find(command + "{", i)
-        if j < 0 or (j + len(command) < len(s) and s[j + len(command)] != "{"):
-            out.append(s[i:])
-            return "".join(out)
-        depth, k = 0, j + len(command)
-        while k < len(s):
-            depth += {"{": 1, "}": -1}.get(s[k], 0)
-            if depth == 0:
-                break
-            k += 1
-        if depth:  # unbalanced: leave the rest alone
-            out.append(s[i:])
-            return "".join(out)
-        out.append(s[i:j])
-        out.append(s[j + len(command) + 1 : k])
-        i = k + 1
 
 
 def _unbox(s: str) -> str:
@@ -85,9 +62,10 @@ def _normalise_value(s: str) -> str:
     """One value's canonical string: wrappers, spacing, unit markers and separators removed."""
     for cmd in _WRAPPERS:
         if cmd + "{" in s:
-            s = _unwrap(s, cmd)
+            s = unwrap(s, cmd)
     s = s.replace("bmatrix}", "pmatrix}").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
-    for token in _DROP:
+    s = drop_commands(s)
+    for token in _MARKERS:
         s = s.replace(token, "")
     s = s.replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ").replace("−", "-")
     s = " ".join(s.split()).strip(" .")

@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mathsolve.answers.latex import closing_brace
 from mathsolve.answers.prose import is_solution, last_value, sentence_value, undoubled
 
 # A box command (not \boxedfoo, another command), its spaces, and its argument when that
-# holds no braces or backslashes (most boxes); other arguments are scanned by _closing_brace.
+# holds no braces or backslashes (most boxes); other arguments are scanned by latex.closing_brace.
 _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z]) *(\{[^{}\\]*\})?")
 # What may stand between two boxes of one answer: "$\boxed{2}$ and $\boxed{-2}$",
 # "x = \boxed{2} or x = \boxed{-2}", "\boxed{1}, \boxed{3}". Only tried on gaps of at most
@@ -54,24 +55,6 @@ class _Box(NamedTuple):  # a tuple: 100,000 boxes in a megabyte are built fast
     end: int
 
 
-def _closing_brace(text: str, k: int) -> int:
-    """Index of the `}` that closes the `{` at text[k] (backslash escapes skipped); -1 if none."""
-    depth, j, n = 0, k, len(text)
-    while j < n:
-        ch = text[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return -1
-
-
 def _find_boxes(text: str, complete: bool) -> list[_Box]:
     """Outermost boxes in order; unclosed ones are dropped (and end the scan)."""
     boxes: list[_Box] = []
@@ -87,7 +70,7 @@ def _find_boxes(text: str, complete: bool) -> list[_Box]:
             continue
         k = m.end()
         if k < n and text[k] == "{":
-            j = _closing_brace(text, k)
+            j = closing_brace(text, k)
             if j < 0:  # never closed: cut off here
                 return boxes
             boxes.append(_Box(text[k + 1 : j].strip(), pos, j + 1))

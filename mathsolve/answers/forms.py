@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from mathsolve.answers.latex import command_at, drop_commands, group_end
+
 # \text-like commands: their braced argument is prose (a unit, a word such as "and").
 TEXT_COMMANDS = ("\\textnormal", "\\textrm", "\\textit", "\\textup", "\\text", "\\mbox", "\\mathrm")
 _SEPARATOR_WORDS = {"and", "or", ",", ";", "and also", "or also"}
@@ -27,36 +29,13 @@ _UNIT_POWERS = ("^2", "^3", "^{2}", "^{3}")
 _FUNCTION_START = re.compile(r"[A-Za-z]\(")
 
 
-def group_end(s: str, i: int) -> int:
-    """Index just after the balanced `{...}` that starts at s[i]; -1 when it never closes."""
-    depth = 0
-    for j in range(i, len(s)):
-        ch = s[j]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return j + 1
-    return -1
-
-
-def _command_at(s: str, i: int) -> str:
-    """The command name (letters) after the backslash at s[i], or the one symbol after it."""
-    j = i + 1
-    while j < len(s) and s[j].isalpha():
-        j += 1
-    return s[i + 1 : j] if j > i + 1 else s[i + 1 : i + 2]
-
-
 def _is_thousands(s: str) -> bool:
     """`10,455`, `11,\\! 111,\\! 100`, `25{,}000`, `\\$1,170`: one number, not a list.
 
     A plain space after the comma (`1, 234`) makes it a list.
     """
-    compact = s.strip().strip("$").replace("{,}", ",")
-    for space in ("\\!", "\\,", "\\ "):
-        compact = compact.replace(space + " ", "").replace(space, "")
+    # Inside a number a spacing command is no space, nor is one space written after it.
+    compact = drop_commands(s.strip().strip("$").replace("{,}", ","), space="", eat_space=True)
     if compact.startswith("\\$"):
         compact = compact[2:]
     return _THOUSANDS.fullmatch(compact.strip()) is not None
@@ -70,9 +49,9 @@ def _split(s: str, commas: bool) -> list[str]:
     while i < n:
         ch = s[i]
         if ch == "\\":
-            name = _command_at(s, i)
-            end = i + 1 + len(name)
-            if "\\" + name in TEXT_COMMANDS and end < n and s[end] == "{":
+            command = command_at(s, i)
+            end = i + (len(command) or 1)
+            if command in TEXT_COMMANDS and end < n and s[end] == "{":
                 close = group_end(s, end)
                 if close < 0:  # never closed: the rest is one item
                     break
@@ -81,9 +60,9 @@ def _split(s: str, commas: bool) -> list[str]:
                     start = close
                 i = close
                 continue
-            if name == "{":
+            if command == "\\{":  # a set's brace: a bracket for splitting, not a group
                 depth += 1
-            elif name == "}":
+            elif command == "\\}":
                 depth = max(depth - 1, 0)
             i = end
             continue
@@ -163,11 +142,11 @@ def is_name(s: str) -> bool:
             else:
                 return False
         elif ch == "\\":
-            name = _command_at(s, i)
-            if name not in _NAME_COMMANDS:
+            command = command_at(s, i)
+            if command[1:] not in _NAME_COMMANDS:
                 return False
             letters = True
-            i += 1 + len(name)
+            i += len(command)
             if i < n and s[i] == "{":
                 end = group_end(s, i)
                 if end < 0 or not all(c.isalnum() or c in " _\\{}'," for c in s[i + 1 : end - 1]):

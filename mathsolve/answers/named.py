@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from mathsolve.answers.forms import TEXT_COMMANDS, equals_signs, group_end, raw_items
+from mathsolve.answers.forms import TEXT_COMMANDS, equals_signs, raw_items
+from mathsolve.answers.latex import command_at, group_end
 
 _NAME = re.compile(r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|delta|theta|lambda|mu|phi|varphi|psi|omega))"
                    r"(?:_\{?[A-Za-z0-9]+\}?)?'*")
@@ -94,10 +95,7 @@ def _letters(body: str, mapping: dict[str, str] | None = None) -> tuple[set[str]
     while i < n:
         ch = body[i]
         if ch == "\\":
-            j = i + 1
-            while j < n and body[j].isalpha():
-                j += 1
-            j = max(j, min(i + 2, n))
+            j = i + (len(command_at(body, i)) or 1)
             if body[i:j] in TEXT_COMMANDS and j < n and body[j] == "{":
                 end = group_end(body, j)
                 j = end if end > 0 else n

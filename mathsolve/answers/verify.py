@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mathsolve.answers.latex import drop_commands, group_end
 from mathsolve.config import CHECK_TIMEOUT_S
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<cmd>\\[a-zA-Z]+)|(?P<op><=|>=|\*\*|[-+*/^()=<>{}≤≥±·×÷,])"
     r"|(?P<var>[a-zA-Z])(?![a-zA-Z]))"
 )
-_DROP = ("\\left", "\\right", "\\,", "\\;", "\\!", "\\displaystyle", "\\quad", "\\qquad", "$")
 _REL = {"=": "Eq", "<": "Lt", ">": "Gt", "<=": "Le", ">=": "Ge", "≤": "Le", "≥": "Ge",
         "\\le": "Le", "\\leq": "Le", "\\ge": "Ge", "\\geq": "Ge", "\\lt": "Lt", "\\gt": "Gt"}
 _MULOPS = {"*", "/", "·", "×", "÷", "\\cdot", "\\times", "\\div"}
@@ -46,8 +46,8 @@ class _ParseError(ValueError):
 
 
 def _tokens(text: str) -> list[str]:
-    for token in _DROP:
-        text = text.replace(token, " ")
+    # Every dropped command leaves a space, so `a\,b` stays two tokens (a product).
+    text = drop_commands(text, space=" ").replace("$", " ")
     out, i = [], 0
     text = text.strip()
     while i < len(text):
@@ -228,7 +228,7 @@ def _answer_values(answer: str, symbols: list) -> list[dict] | None:
 
     text = answer.strip().strip("$")
     for wrapper in ("\\boxed{", "\\text{"):
-        if text.startswith(wrapper) and text.endswith("}"):
+        if text.startswith(wrapper) and group_end(text, len(wrapper) - 1) == len(text):
             text = text[len(wrapper):-1]
     pieces = _split_top(text, (",", ";", " or ", " and ", "\\text{ or }", "\\text{ and }", "\\quad"))
     names = {s.name: s for s in symbols}

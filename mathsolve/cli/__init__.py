@@ -11,19 +11,7 @@ from mathsolve import __version__
 from mathsolve.cli.admin import convert_cmd, doctor, models, pull
 from mathsolve.cli.evaluation import eval_command, grade
 from mathsolve.cli.mcp_server import mcp_command
-from mathsolve.config import (
-    DEFAULT_CTX,
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_MIN_P,
-    DEFAULT_MODEL,
-    DEFAULT_QUANT,
-    DEFAULT_TEMPERATURE,
-    DEFAULT_TOP_K,
-    DEFAULT_TOP_P,
-    KV_TYPES,
-    QUANT_CHOICES,
-    SAMPLERS,
-)
+from mathsolve.config import DEFAULT_MODEL, OPTIONS
 from mathsolve.errors import ExitStatus, MathsolveError
 
 EXIT_CODES_HELP = """\b
@@ -65,10 +53,24 @@ def cli() -> None:
     """
 
 
+def table_option(name: str):  # noqa: ANN201 - click decorator
+    """The click option of config.OPTIONS[name]: its flag, range or choices, default and help."""
+    spec = OPTIONS[name]
+    kind: click.ParamType
+    if spec.choices:
+        kind = click.Choice(spec.choices)
+    elif spec.type is int:
+        low, high = (None if b is None else int(b) for b in (spec.low, spec.high))
+        kind = click.IntRange(low, high, min_open=spec.low_open, max_open=spec.high_open)
+    else:
+        kind = click.FloatRange(spec.low, spec.high, min_open=spec.low_open, max_open=spec.high_open)
+    flags = (spec.short, spec.flag) if spec.short else (spec.flag,)
+    return click.option(*flags, type=kind, default=spec.default, show_default=spec.show_default or None,
+                        metavar=spec.metavar, help=spec.help)
+
+
 def model_options(func):  # noqa: ANN001,ANN201 - click decorator
-    func = click.option("--concurrency", type=click.IntRange(1, 256), default=None,
-                        help="With --server: requests in flight [default: the K samples of a "
-                             "problem; eval: 8 problems].")(func)
+    func = table_option("concurrency")(func)
     func = click.option("--api-key", envvar=["MATHSOLVE_API_KEY", "OPENAI_API_KEY"],
                         metavar="KEY", show_envvar=False,
                         help="With --server: bearer token [env MATHSOLVE_API_KEY or "
@@ -78,8 +80,7 @@ def model_options(func):  # noqa: ANN001,ANN201 - click decorator
                              "instead of the local engine [env MATHSOLVE_SERVER].")(func)
     func = click.option("--offline", is_flag=True,
                         help="Never touch the network (also HF_HUB_OFFLINE=1).")(func)
-    func = click.option("--quant", type=click.Choice(QUANT_CHOICES), default=DEFAULT_QUANT,
-                        show_default=True, help="Quantisation of a cached model.")(func)
+    func = table_option("quant")(func)
     func = click.option("-m", "--model", envvar="MATHSOLVE_MODEL", metavar="MODEL",
                         help="A cached model name, a Hugging Face repo id or a .gguf path "
                              f"[env MATHSOLVE_MODEL; default {DEFAULT_MODEL}].")(func)
@@ -93,59 +94,21 @@ def sampling_options(func):  # noqa: ANN001,ANN201 - click decorator
     return func
 
 
+# The valued options come from config.OPTIONS (their ranges are api.validate's); the order
+# here is the help's.
 _SAMPLING_OPTIONS = [
     click.option("--card", is_flag=True,
                  help="The model card's protocol: --samples 32 --temperature 1.0 --top-p 1 --top-k 0 "
                       "(one of those given with another value is a usage error)."),
-    click.option("--temperature", type=click.FloatRange(0, 5), default=DEFAULT_TEMPERATURE,
-                 show_default=True, help="0 is greedy (not advised for Qwen3); the card used 1.0."),
-    click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_TOP_P,
-                 show_default=True),
-    click.option("--top-k", type=click.IntRange(0), default=DEFAULT_TOP_K, show_default=True,
-                 help="0 disables top-k."),
-    click.option("--min-p", type=click.FloatRange(0, 1), default=DEFAULT_MIN_P,
-                 show_default=True),
-    click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
-                 help="Seed of sample 1 (sample i uses seed+i-1); default: random, recorded."),
-    click.option("--max-tokens", type=click.IntRange(1), default=DEFAULT_MAX_TOKENS,
-                 show_default=True, help="Generated tokens per sample (capped by the context)."),
-    click.option("--ctx", type=click.IntRange(256), default=DEFAULT_CTX, show_default=True,
-                 help="Context length per sample (prompt + generation); 8192 = training length."),
-    click.option("-k", "--samples", type=click.IntRange(1, 64), default=1, show_default=True,
-                 help="Draw K samples per problem and vote on the answer."),
+    *map(table_option, ("temperature", "top_p", "top_k", "min_p", "seed", "max_tokens", "ctx", "samples")),
     click.option("--stop-when-decided", is_flag=True,
                  help="With --samples: stop the remaining samples once the leading answer "
                       "has more votes than the runner-up could still reach."),
-    click.option("--confidence", type=click.FloatRange(0.5, 1, min_open=True, max_open=True),
-                 default=None, metavar="P",
-                 help="With --samples: stop the remaining samples once the vote's confidence "
-                      "(the Beta posterior that the leading answer is the majority) reaches P, "
-                      "e.g. 0.95."),
-    click.option("--thinking-budget", type=click.IntRange(0), default=None, metavar="N",
-                 help="Tokens a sample may reason before it is steered to an answer (the cue "
-                      "closes </think> and opens \\boxed{, then 64 tokens more); 0 answers at once."),
-    click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
-                 metavar="SECONDS",
-                 help="Wall-clock seconds per problem; then its samples are steered to an answer "
-                      "as with --thinking-budget."),
+    *map(table_option, ("confidence", "thinking_budget", "time_limit")),
     click.option("--no-think", is_flag=True, help="Render the prompt with enable_thinking=False."),
-    click.option("--threads", type=click.IntRange(1), default=None,
-                 help="CPU threads [default: physical cores]."),
+    table_option("threads"),
     click.option("--cpu", is_flag=True, help="Do not offload to a GPU."),
-    click.option("--parallel", type=click.IntRange(1, 256), default=None,
-                 help="Sequences decoded at once (problems x samples) [default: sized from "
-                      "free memory and --ctx]."),
-    click.option("--kv-type", type=click.Choice(KV_TYPES), default="f16", show_default=True,
-                 help="Type of the KV cache: q8_0 takes about half the memory of f16 (with flash "
-                      "attention)."),
-    click.option("--kv-budget", type=click.FloatRange(0, min_open=True), default=None, metavar="GB",
-                 help="Memory the KV cache may take; samples share one pool when they cannot all "
-                      "have --ctx cells [default: one whole sample + 1024 tokens per other sample, "
-                      "within half the free RAM or the GPU's free memory]."),
-    click.option("--sampler", type=click.Choice(SAMPLERS),
-                 default="auto", show_default=True,
-                 help="Where tokens are drawn: inside llama.cpp's graph (auto on a GPU), "
-                      "vectorised on the CPU (auto on a CPU), or llama.cpp's chain per sample."),
+    *map(table_option, ("parallel", "kv_type", "kv_budget", "sampler")),
     click.option("-v", "--verbose", is_flag=True, help="Show llama.cpp's log and tracebacks."),
 ]
 

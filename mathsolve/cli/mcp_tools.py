@@ -26,14 +26,24 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import BaseModel, Field, ValidationError
 
 from mathsolve import __version__
-from mathsolve.api import MAX_SEED, validate
+from mathsolve.api import validate
 from mathsolve.cli.mcp_host import EngineHost, Note
-from mathsolve.config import CHECK_TIMEOUT_S, Settings, random_seed
+from mathsolve.config import CHECK_TIMEOUT_S, OPTIONS, Settings, random_seed
 from mathsolve.errors import MathsolveError
 from mathsolve.solving.inputs import Problem, check_text
 from mathsolve.solving.solve import Result
 
 _log = logging.getLogger("mathsolve")
+
+
+def _bounds(name: str) -> dict[str, float]:
+    """config.OPTIONS[name]'s range as pydantic Field bounds (ge/gt, le/lt): the CLI's."""
+    option, bounds = OPTIONS[name], {}
+    if option.low is not None:
+        bounds["gt" if option.low_open else "ge"] = option.low
+    if option.high is not None:
+        bounds["lt" if option.high_open else "le"] = option.high
+    return bounds
 
 
 CheckStatus = Literal["verified", "refuted", "unchecked"]
@@ -198,23 +208,28 @@ def build_server(settings: Settings, default_seed: int | None, note: Note) -> tu
     async def solve_tool(
         problem: Annotated[str, Field(min_length=1, description="The problem, as text (LaTeX welcome).")],
         ctx: Context,
-        samples: Annotated[int, Field(ge=1, le=64, description="Samples to draw and vote on.")] = o.samples,
-        temperature: Annotated[float, Field(ge=0, le=5, description="0 is greedy; the card used 1.0.")]
+        samples: Annotated[int, Field(**_bounds("samples"), description="Samples to draw and vote on.")]
+        = o.samples,
+        temperature: Annotated[float, Field(**_bounds("temperature"), description="0 is greedy; the card used 1.0.")]
         = s.temperature,
-        top_p: Annotated[float, Field(gt=0, le=1)] = s.top_p,
-        top_k: Annotated[int, Field(ge=0, description="0 disables top-k.")] = s.top_k,
-        min_p: Annotated[float, Field(ge=0, le=1)] = s.min_p,
-        seed: Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Seed of sample 1 (sample i uses "
+        top_p: Annotated[float, Field(**_bounds("top_p"))] = s.top_p,
+        top_k: Annotated[int, Field(**_bounds("top_k"), description="0 disables top-k.")] = s.top_k,
+        min_p: Annotated[float, Field(**_bounds("min_p"))] = s.min_p,
+        seed: Annotated[int | None, Field(**_bounds("seed"), description="Seed of sample 1 (sample i uses "
                                           "seed + i - 1); null: random. Returned in the result.")] = default_seed,
-        max_tokens: Annotated[int, Field(ge=1, description="Tokens per sample (capped by the server's "
-                                                           "context).")] = s.max_tokens,
-        thinking_budget: Annotated[int | None, Field(ge=0, description="Tokens a sample may reason before it "
-                                                     "is steered to an answer; 0 answers at once.")]
+        max_tokens: Annotated[int, Field(**_bounds("max_tokens"), description="Tokens per sample (capped by "
+                                                                              "the server's context).")]
+        = s.max_tokens,
+        thinking_budget: Annotated[int | None, Field(**_bounds("thinking_budget"), description="Tokens a sample "
+                                                     "may reason before it is steered to an answer; 0 answers "
+                                                     "at once.")]
         = s.thinking_budget,
-        time_limit: Annotated[float | None, Field(gt=0, description="Seconds for the problem; then its samples "
-                                                  "are steered to an answer.")] = s.time_limit,
-        confidence: Annotated[float | None, Field(gt=0.5, lt=1, description="Samples > 1: stop the remaining "
-                                                  "samples once the vote's confidence reaches this, e.g. 0.95.")]
+        time_limit: Annotated[float | None, Field(**_bounds("time_limit"), description="Seconds for the problem; "
+                                                  "then its samples are steered to an answer.")]
+        = s.time_limit,
+        confidence: Annotated[float | None, Field(**_bounds("confidence"), description="Samples > 1: stop the "
+                                                  "remaining samples once the vote's confidence reaches this, "
+                                                  "e.g. 0.95.")]
         = o.confidence,
         stop_when_decided: Annotated[bool, Field(description="Samples > 1: stop once the vote cannot change.")]
         = o.stop_when_decided,

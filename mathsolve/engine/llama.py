@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mathsolve.config import SAMPLERS, STOP_TOKENS, EngineConfig, SamplingConfig
+from mathsolve.config import MIN_CTX, SAMPLERS, STOP_TOKENS, EngineConfig, SamplingConfig
 from mathsolve.engine import sizing
 from mathsolve.engine.batch import OnDone, Scheduler
 from mathsolve.engine.decode import (
@@ -104,7 +104,7 @@ class Engine(BatchSlots):
         path = Path(cfg.model_path)
         check_gguf_file(path)
         if cfg.n_ctx < 16:
-            raise EngineError(f"context of {cfg.n_ctx} tokens is too small; use --ctx 512 or more")
+            raise EngineError(f"context of {cfg.n_ctx} tokens is too small; use --ctx {MIN_CTX} or more")
         llama_cpp.llama_backend_init()
         _set_logging(cfg.verbose)
         start = time.perf_counter()

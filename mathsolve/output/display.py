@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from mathsolve.answers.latex import DROP_COMMANDS, argument, command_at
+
 _SYMBOLS = {
     "\\pi": "π", "\\infty": "∞", "\\cdot": "·", "\\times": "×", "\\div": "÷", "\\pm": "±",
     "\\mp": "∓", "\\leq": "≤", "\\le": "≤", "\\geq": "≥", "\\ge": "≥", "\\neq": "≠", "\\ne": "≠",
@@ -14,33 +16,10 @@ _SYMBOLS = {
     "\\dots": "…", "\\cdots": "⋯", "\\sqrt": "√", "\\%": "%", "\\$": "$", "\\{": "{", "\\}": "}",
     "\\&": "&",
 }
-_DROP_COMMANDS = ("\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\quad", "\\qquad")
 _TEXT_COMMANDS = ("\\text", "\\textbf", "\\mathrm", "\\mathbf", "\\mbox", "\\operatorname", "\\boxed", "\\fbox")
 _SUPERSCRIPTS = str.maketrans("0123456789+-n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻ⁿ")
-_COMMAND_RE = re.compile(r"\\[A-Za-z]+|\\.")
 _MAX_DISPLAY_DEPTH = 30  # \frac in \sqrt in ...: deeper than any real answer
 _MAX_DISPLAY_CHARS = 10_000  # longer answers are shown as written (bounds the work per level)
-
-
-def _group(s: str, i: int) -> tuple[str, int]:
-    """The `{...}` argument (or single character) starting at s[i], and the index after it."""
-    while i < len(s) and s[i] == " ":
-        i += 1
-    if i >= len(s):
-        return "", i
-    if s[i] == "\\":
-        m = _COMMAND_RE.match(s, i)
-        if m:
-            return m.group(0), m.end()
-    if s[i] != "{":
-        return s[i], i + 1
-    depth, j = 0, i
-    while j < len(s):
-        depth += {"{": 1, "}": -1}.get(s[j], 0)
-        if depth == 0:
-            return s[i + 1 : j], j + 1
-        j += 1
-    return s[i + 1 :], len(s)
 
 
 def _atom(s: str) -> str:
@@ -65,8 +44,8 @@ def _display(s: str, depth: int = 0) -> str:
         ch = s[i]
         if s.startswith(("\\frac", "\\dfrac", "\\tfrac"), i):
             i += 5 if s.startswith("\\frac", i) else 6
-            num, i = _group(s, i)
-            den, i = _group(s, i)
+            num, i = argument(s, i)
+            den, i = argument(s, i)
             out.append(f"{_atom(_display(num, depth + 1))}/{_atom(_display(den, depth + 1))}")
         elif s.startswith("\\sqrt", i):
             i += 5
@@ -75,7 +54,7 @@ def _display(s: str, depth: int = 0) -> str:
                 close = find("]", i)
                 if close > 0:  # an unclosed `[` is not a root index
                     root, i = s[i + 1 : close], close + 1
-            arg, i = _group(s, i)
+            arg, i = argument(s, i)
             prefix = {"": "√", "3": "∛", "4": "∜"}.get(root, f"{root}√")
             out.append(prefix + _atom(_display(arg, depth + 1)))
         elif s.startswith(("\\begin{", "\\end{"), i):
@@ -95,22 +74,21 @@ def _display(s: str, depth: int = 0) -> str:
             out.append(", ")
             i += 1
         elif ch == "\\":
-            m = _COMMAND_RE.match(s, i)
-            if m is None:  # a lone trailing backslash
+            name = command_at(s, i)
+            if not name:  # a lone trailing backslash
                 break
-            name = m.group(0)
-            i = m.end()
+            i += len(name)
             if name in _TEXT_COMMANDS:
-                arg, i = _group(s, i)
+                arg, i = argument(s, i)
                 out.append(_display(arg, depth + 1) if name not in ("\\text", "\\mbox") else arg)
-            elif name in _DROP_COMMANDS:
-                out.append(" " if name in ("\\quad", "\\qquad") else "")
+            elif name in DROP_COMMANDS:
+                out.append(DROP_COMMANDS[name])
             elif name in _SYMBOLS:
                 out.append(_SYMBOLS[name])
             else:
                 out.append(name[1:])
         elif ch == "^":
-            arg, i = _group(s, i + 1)
+            arg, i = argument(s, i + 1)
             shown = _display(arg, depth + 1)
             if shown == "°":
                 out.append("°")
@@ -119,7 +97,7 @@ def _display(s: str, depth: int = 0) -> str:
             else:
                 out.append("^" + _atom(shown))
         elif ch == "_":
-            arg, i = _group(s, i + 1)
+            arg, i = argument(s, i + 1)
             out.append("_" + _display(arg, depth + 1))
         elif ch == "{" or ch == "}":
             i += 1
