@@ -317,7 +317,7 @@ def _child(path: str) -> dict:
 
     import llama_cpp
 
-    from mathsolve.solving.prompt import render_prompt
+    from mathsolve.models.template import render_prompt
 
     errors: list[str] = []
 
