@@ -259,7 +259,7 @@ class Engine(BatchSlots):
     # ---- text ----------------------------------------------------------------------------
 
     def render(self, problem: str, think: bool = True) -> str:
-        from mathsolve.solving.prompt import render_prompt
+        from mathsolve.models.template import render_prompt
 
         return render_prompt(self.chat_template, problem, think=think)
 

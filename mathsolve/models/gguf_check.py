@@ -318,7 +318,7 @@ def _child(path: str) -> dict[str, Any]:
 
     import llama_cpp
 
-    from mathsolve.solving.prompt import render_prompt
+    from mathsolve.models.template import render_prompt
 
     errors: list[str] = []
 
