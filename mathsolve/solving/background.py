@@ -11,9 +11,11 @@ freed under a running decode.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar, cast
+from types import FrameType
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 Emit = Callable[[T], None]
@@ -74,6 +76,7 @@ class Background(Generic[T]):
     def items(self) -> Iterator[T]:
         """What the work emits, as it comes; the thread starts on the first next()."""
         self._thread.start()
+        previous = self._take_ctrl_c()
         try:
             while True:
                 try:
@@ -86,7 +89,28 @@ class Background(Generic[T]):
                     return
                 yield cast(T, item)
         finally:
+            if previous is not None and signal.getsignal(signal.SIGINT) == self._on_ctrl_c:
+                signal.signal(signal.SIGINT, previous)
             self.stop()
+
+    def _take_ctrl_c(self) -> Any:
+        """A Ctrl-C may land in the consumer's own loop body, between two items, where this
+        generator's `finally` does not run until it is closed: the worker would go on decoding.
+        On the main thread, with Python's default handler, Ctrl-C stops the work and waits for
+        the thread first, then raises KeyboardInterrupt where it landed. Returns the handler
+        to put back (None when none was taken)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            return None
+        signal.signal(signal.SIGINT, self._on_ctrl_c)
+        return previous
+
+    def _on_ctrl_c(self, signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: stop() waits on
+        self.stop()
+        raise KeyboardInterrupt
 
     def stop(self) -> None:
         """Ask the work to stop and wait until its thread has ended (Ctrl-C waits too)."""
