@@ -79,7 +79,8 @@ def wait_for_more_records(path: Path, than: int, proc: subprocess.Popen, timeout
 def test_eval_killed_repeatedly_resumes_to_exactly_the_same_set(tiny_qwen3_gguf, five_problems, tmp_path):
     out = tmp_path / "results.jsonl"
     args = [sys.executable, "-m", "mathsolve", "eval", str(five_problems), "--out", str(out),
-            "--model", str(tiny_qwen3_gguf), *EVAL_ARGS, "--max-tokens", "96"]  # ~8 s in all
+            "--model", str(tiny_qwen3_gguf), *EVAL_ARGS, "--max-tokens", "96",
+            "--parallel", "4"]  # two problems in flight: records come in pairs, waves apart
     data_ids = [json.loads(l)["id"] for l in five_problems.read_text().splitlines()]
     killed_mid_eval = 0
     for _ in range(4):  # SIGKILL several times, each run just after it has appended a record
