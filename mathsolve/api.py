@@ -37,7 +37,7 @@ from mathsolve.config import (
     SamplingConfig,
     Settings,
     SolveOptions,
-    random_seed,
+    seed_for,
 )
 from mathsolve.engine.decode import GenerationInterrupted, TextEvent
 from mathsolve.engine.protocol import EngineProtocol, InFlightEngine, RequestEngine
@@ -96,7 +96,7 @@ class Solver:
             sampling=SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k,
                                     min_p=min_p, max_tokens=max_tokens,
                                     thinking_budget=thinking_budget, time_limit=time_limit,
-                                    seed=random_seed(samples) if seed is None else seed),
+                                    seed=seed_for(seed, samples)),
             solve=SolveOptions(samples=samples, think=think, check=check,
                                stop_when_decided=stop_when_decided, confidence=confidence))
         self._start(settings, note=on_note, pull=pull, stages=None)

@@ -141,11 +141,35 @@ SOLVE_OPTIONS: tuple[Option, ...] = (
 OPTIONS: dict[str, Option] = {option.name: option for option in SOLVE_OPTIONS}
 
 
+EVAL_SEED_STRIDE = 1000  # eval: the problem at position p of DATA starts at seed + 1000 p (K <= 64)
+
+
 def random_seed(samples: int = 1) -> int:
     """A seed for sample 1 when none is given: seed + samples - 1 is still below 2**31."""
     import random  # here: `mathsolve --help` never needs it
 
     return random.randrange(2**31 - max(1, samples))
+
+
+def seed_for(seed: int | None, samples: int = 1, *, sample: int = 0, problem: int = 0,
+             per_problem: int = 0) -> int:
+    """The seeding policy: every seed a sample draws with, and records, is computed here.
+
+    `seed` is the run's seed, the one of sample 1 of the first problem. None draws one at
+    random from [0, 2**31 - samples) (random_seed), so seed + samples - 1 still fits below
+    2**31: do that once, where the seed is settled (a CLI run in cli.options.settings_from,
+    a Solver, an MCP `solve` call without one), and pass the result on, since every record
+    of the run carries it.
+
+    Sample i of a problem (counting from 0) draws with its problem's seed + i. Problems
+    `problem` (counting from 0) start `per_problem` apart: 0 for the problems of one
+    `mathsolve -f` or `Solver.solve_many` (each draws like a lone solve), K in the
+    interactive loop (problem n's samples take seed + (n-1)K ... seed + nK - 1, no two share
+    one) and EVAL_SEED_STRIDE in `eval`, by position in DATA (a resumed run samples alike).
+    So sample i of problem p draws with seed + p * per_problem + i.
+    """
+    base = random_seed(samples) if seed is None else seed
+    return base + problem * per_problem + sample
 
 
 @dataclass(frozen=True)

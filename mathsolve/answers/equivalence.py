@@ -194,7 +194,8 @@ def equivalent(a: str, b: str, *, timeout: float = CHECK_TIMEOUT_S) -> bool | No
     if fast is not None:
         return fast
     try:
-        return call_limited(math_verify_equal, normalise_for_parse(a), normalise_for_parse(b), timeout=timeout)
+        same: bool = call_limited(math_verify_equal, normalise_for_parse(a), normalise_for_parse(b), timeout=timeout)
+        return same
     except (HardTimeout, WorkerError):
         return None
 

@@ -38,7 +38,7 @@ class WorkerError(MathsolveError):
 class _Job:
     module: str
     name: str
-    args: tuple
+    args: tuple[Any, ...]
 
 
 def _worker_main(preload: tuple[str, ...]) -> None:
@@ -55,7 +55,7 @@ def _worker_main(preload: tuple[str, ...]) -> None:
         except Exception:  # a failed preload shows up as an error in the first job instead
             pass
 
-    def send(message: tuple) -> None:
+    def send(message: tuple[Any, ...]) -> None:
         pickle.dump(message, writer, protocol=pickle.HIGHEST_PROTOCOL)
         writer.flush()
 
@@ -103,9 +103,10 @@ class HardLimitWorker:
         ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, seconds))
         return bool(ready)
 
-    def _receive(self) -> tuple:
+    def _receive(self) -> tuple[Any, ...]:
         try:
-            return pickle.load(self._proc.stdout)
+            message: tuple[Any, ...] = pickle.load(self._proc.stdout)
+            return message
         except Exception as exc:  # EOF, a truncated pickle: the worker died mid-answer
             self._kill()
             raise WorkerError("the checking worker died; the job was dropped") from exc

@@ -10,7 +10,9 @@ worker (mathsolve.answers.limits), so a hostile problem cannot hang the caller.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mathsolve.answers.latex import drop_commands, group_end
 from mathsolve.config import CHECK_TIMEOUT_S
@@ -32,6 +34,9 @@ _PLAIN_RUN = re.compile(
 )
 _ARITH_INTENT = re.compile(r"\b(what is|what's|compute|calculate|evaluate|find the value of)\b", re.I)
 _SOLVE_INTENT = re.compile(r"\b(solve|solutions?|roots?|zeros?|find all|for which|satisf)", re.I)
+# sympy ships no type information: its expressions, relations and symbols are Any here.
+Sym = Any
+Solution = dict[Sym, Sym]  # {symbol: value}
 _TARGET = re.compile(r"\b(?:for|find|of|is|are)\s+\$?([a-zA-Z])\$?\s*(?:[?.,]|$)")
 
 
@@ -83,13 +88,13 @@ class _Parser:
         self.i += 1
         return tok
 
-    def parse(self):
+    def parse(self) -> Sym:
         value = self.relation()
         if self.peek() is not None:
             raise _ParseError(f"unexpected {self.peek()!r}")
         return value
 
-    def relation(self):
+    def relation(self) -> Sym:
         left = self.expr()
         parts = []
         while self.peek() in _REL:
@@ -101,7 +106,7 @@ class _Parser:
             return left
         return parts[0] if len(parts) == 1 else self.sp.And(*parts)
 
-    def expr(self):
+    def expr(self) -> Sym:
         value = self.unary()
         while self.peek() in ("+", "-", "±", "\\pm"):
             op = self.take()
@@ -109,14 +114,14 @@ class _Parser:
             value = value + sign * self.term()
         return value
 
-    def unary(self):
+    def unary(self) -> Sym:
         if self.peek() in ("-", "+", "±", "\\pm"):
             op = self.take()
             sign = -1 if op == "-" else (self.pm if op in ("±", "\\pm") else 1)
             return sign * self.term()
         return self.term()
 
-    def term(self):
+    def term(self) -> Sym:
         value = self.power()
         while True:
             tok = self.peek()
@@ -129,7 +134,7 @@ class _Parser:
             else:
                 return value
 
-    def nested(self, parse):  # noqa: ANN001,ANN201 - a bound parse method
+    def nested(self, parse: Callable[[], Sym]) -> Sym:
         if self.depth >= _MAX_NESTING:
             raise _ParseError("nested too deeply")
         self.depth += 1
@@ -138,10 +143,10 @@ class _Parser:
         finally:
             self.depth -= 1
 
-    def power(self):
+    def power(self) -> Sym:
         return self.nested(self._power)
 
-    def _power(self):
+    def _power(self) -> Sym:
         base = self.atom()
         if self.peek() in ("^", "**"):
             self.take()
@@ -151,7 +156,7 @@ class _Parser:
             return self.sp.Pow(base, exponent)
         return base
 
-    def atom(self):
+    def atom(self) -> Sym:
         tok = self.take()
         sp = self.sp
         if tok[0].isdigit():
@@ -173,7 +178,7 @@ class _Parser:
         raise _ParseError(f"unsupported {tok!r}")
 
 
-def _parse(text: str, pm_sign: int = 1):
+def _parse(text: str, pm_sign: int = 1) -> Sym:
     return _Parser(_tokens(text), pm_sign).parse()
 
 
@@ -205,7 +210,7 @@ def _math_segments(problem: str) -> list[str]:
     return [m.group(0).strip() for m in _PLAIN_RUN.finditer(problem) if m.group(0).strip()]
 
 
-def _relations(problem: str):
+def _relations(problem: str) -> list[Sym]:
     import sympy
 
     found = []
@@ -222,7 +227,7 @@ def _relations(problem: str):
     return found
 
 
-def _answer_values(answer: str, symbols: list) -> list[dict] | None:
+def _answer_values(answer: str, symbols: list[Sym]) -> list[Solution] | None:
     """Solutions the answer claims, as dicts {symbol: value}; None when unreadable."""
     import sympy
 
@@ -232,8 +237,8 @@ def _answer_values(answer: str, symbols: list) -> list[dict] | None:
             text = text[len(wrapper):-1]
     pieces = _split_top(text, (",", ";", " or ", " and ", "\\text{ or }", "\\text{ and }", "\\quad"))
     names = {s.name: s for s in symbols}
-    solutions: list[dict] = []
-    assigned: dict = {}
+    solutions: list[Solution] = []
+    assigned: Solution = {}
     for piece in pieces:
         variants = [1, -1] if ("\\pm" in piece or "±" in piece) else [1]
         for sign in variants:
@@ -262,7 +267,7 @@ def _answer_values(answer: str, symbols: list) -> list[dict] | None:
     return solutions
 
 
-def _answer_tuples(answer: str, symbols: list) -> list[dict] | None:
+def _answer_tuples(answer: str, symbols: list[Sym]) -> list[Solution] | None:
     """`(2, 1)` or `(2, 1), (0, 3)` for a system in alphabetical variable order."""
     groups = re.findall(r"\(([^()]*)\)", answer)
     if not groups:
@@ -276,17 +281,17 @@ def _answer_tuples(answer: str, symbols: list) -> list[dict] | None:
     return out
 
 
-def _same(x, y) -> bool:
+def _same(x: Sym, y: Sym) -> bool:
     import sympy
 
-    return sympy.simplify(x - y) == 0
+    return bool(sympy.simplify(x - y) == 0)
 
 
-def _describe(solution: dict) -> str:
+def _describe(solution: Solution) -> str:
     return ", ".join(f"{k} = {v}" for k, v in sorted(solution.items(), key=lambda kv: kv[0].name))
 
 
-def _check_equations(problem: str, answer: str, rels: list) -> tuple[str, str]:
+def _check_equations(problem: str, answer: str, rels: list[Sym]) -> tuple[str, str]:
     import sympy
 
     if any(not isinstance(r, sympy.Eq) for r in rels):
@@ -318,7 +323,7 @@ def _check_equations(problem: str, answer: str, rels: list) -> tuple[str, str]:
     return "verified", f"the answer is the complete solution set of {system}"
 
 
-def _check_arithmetic(segment_value, answer: str) -> tuple[str, str]:
+def _check_arithmetic(segment_value: Sym, answer: str) -> tuple[str, str]:
     claimed = _parse(answer.strip().strip("$").replace(",", ""))
     if getattr(claimed, "free_symbols", True):
         return "unchecked", "the answer is not a number"

@@ -69,7 +69,7 @@ def confidence(leader: int, runner_up: int) -> float:
     if leader < 0 or runner_up < 0:
         raise ValueError("vote counts are never negative")
     n = leader + runner_up + 1
-    return sum(comb(n, j) for j in range(leader + 1)) / 2**n
+    return sum(comb(n, j) for j in range(leader + 1)) / (1 << n)  # 2**n, typed as an int
 
 
 def vote_confidence(v: Vote) -> float | None:

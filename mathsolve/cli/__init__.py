@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +16,7 @@ from mathsolve.cli.mcp_server import mcp_command
 from mathsolve.config import DEFAULT_MODEL, OPTIONS
 from mathsolve.errors import ExitStatus, MathsolveError
 
+F = TypeVar("F", bound=Callable[..., Any])  # what a click decorator takes and gives back
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    every problem answered
@@ -53,10 +56,10 @@ def cli() -> None:
     """
 
 
-def table_option(name: str):  # noqa: ANN201 - click decorator
+def table_option(name: str) -> Callable[[F], F]:
     """The click option of config.OPTIONS[name]: its flag, range or choices, default and help."""
     spec = OPTIONS[name]
-    kind: click.ParamType
+    kind: click.ParamType[Any]
     if spec.choices:
         kind = click.Choice(spec.choices)
     elif spec.type is int:
@@ -69,7 +72,7 @@ def table_option(name: str):  # noqa: ANN201 - click decorator
                         metavar=spec.metavar, help=spec.help)
 
 
-def model_options(func):  # noqa: ANN001,ANN201 - click decorator
+def model_options(func: F) -> F:
     func = table_option("concurrency")(func)
     func = click.option("--api-key", envvar=["MATHSOLVE_API_KEY", "OPENAI_API_KEY"],
                         metavar="KEY", show_envvar=False,
@@ -87,7 +90,7 @@ def model_options(func):  # noqa: ANN001,ANN201 - click decorator
     return func
 
 
-def sampling_options(func):  # noqa: ANN001,ANN201 - click decorator
+def sampling_options(func: F) -> F:
     """Sampling and engine options shared by solve and eval."""
     for option in reversed(_SAMPLING_OPTIONS):
         func = option(func)
@@ -96,7 +99,7 @@ def sampling_options(func):  # noqa: ANN001,ANN201 - click decorator
 
 # The valued options come from config.OPTIONS (their ranges are api.validate's); the order
 # here is the help's.
-_SAMPLING_OPTIONS = [
+_SAMPLING_OPTIONS: list[Callable[[F], F]] = [
     click.option("--card", is_flag=True,
                  help="The model card's protocol: --samples 32 --temperature 1.0 --top-p 1 --top-k 0 "
                       "(one of those given with another value is a usage error)."),
@@ -127,7 +130,7 @@ _SAMPLING_OPTIONS = [
 @click.option("--hide-reasoning", is_flag=True, help="Terminal: a spinner instead of the reasoning.")
 @click.option("--show-reasoning", is_flag=True, help="Piped: reasoning to stderr.")
 @click.option("--no-check", is_flag=True, help="Skip the sympy check of the answer.")
-def solve(**opts) -> ExitStatus:  # noqa: ANN003 - click passes every option
+def solve(**opts: Any) -> ExitStatus:  # click passes every option
     """Solve PROBLEM (or problems from --file / stdin) and print the checked answer.
 
     \b

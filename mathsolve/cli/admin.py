@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -148,10 +149,12 @@ class _HashProgress:
         if self._bar is not None:
             self._bar.__exit__(exc_type, exc, tb)
 
-    def start(self, name: str, quant: str, size: int):  # noqa: ANN201 - a callback or None
-        if self._bar is not None:
-            task = self._bar.add_task(f"sha256 {name} {quant}", total=size)
-            return lambda n: self._bar.advance(task, n)
+    def start(self, name: str, quant: str, size: int) -> Callable[[int], None]:
+        """The callback that is told each chunk's bytes as the hash of one file goes on."""
+        bar = self._bar
+        if bar is not None:
+            task = bar.add_task(f"sha256 {name} {quant}", total=size)
+            return lambda n: bar.advance(task, n)
         note(f"hashing {name} {quant} ({_size(size)})")
         shown = {"done": 0, "quarter": 0}
 

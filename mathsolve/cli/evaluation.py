@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mathsolve.cli.admin import note
-from mathsolve.config import CHECK_TIMEOUT_S
+from mathsolve.config import CHECK_TIMEOUT_S, EVAL_SEED_STRIDE, seed_for
 from mathsolve.errors import ExitStatus, InputError, UsageError
 
 if TYPE_CHECKING:  # imported where they run: `mathsolve --help` stays light
@@ -142,7 +142,8 @@ def _eval_loop(solver: Solver, todo: list[Problem], out: ResultsFile, request: E
     sampling, options = solver.settings.sampling, solver.settings.solve
 
     def seeded(problem: Problem) -> SamplingConfig:
-        return sampling.with_seed(sampling.seed + 1000 * positions[problem.id])
+        return sampling.with_seed(seed_for(sampling.seed, problem=positions[problem.id],
+                                           per_problem=EVAL_SEED_STRIDE))
 
     correct, scored = 0.0, 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

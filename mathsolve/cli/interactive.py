@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mathsolve.api import Solver
+from mathsolve.config import seed_for
 from mathsolve.errors import ExitStatus, MathsolveError
 from mathsolve.output.render import Renderer
 from mathsolve.solving.inputs import Problem, check_text
@@ -46,7 +47,7 @@ def loop(solver: Solver, renderer: Renderer) -> ExitStatus:
                 continue
             count += 1
             # Problem n's samples take seeds seed + (n-1)K ... seed + nK - 1: no two share one.
-            seeded = sampling.with_seed(sampling.seed + (count - 1) * samples)
+            seeded = sampling.with_seed(seed_for(sampling.seed, problem=count - 1, per_problem=samples))
             try:
                 solver.solve_rendered(Problem(str(count), text), renderer, sampling=seeded)
             except KeyboardInterrupt:

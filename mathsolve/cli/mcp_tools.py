@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, ValidationError
 from mathsolve import __version__
 from mathsolve.api import validate
 from mathsolve.cli.mcp_host import EngineHost, Note
-from mathsolve.config import CHECK_TIMEOUT_S, OPTIONS, Settings, random_seed
+from mathsolve.config import CHECK_TIMEOUT_S, OPTIONS, Settings, seed_for
 from mathsolve.errors import MathsolveError
 from mathsolve.solving.inputs import Problem, check_text
 from mathsolve.solving.solve import Result
@@ -245,7 +245,7 @@ def build_server(settings: Settings, default_seed: int | None, note: Note) -> tu
             item = Problem("1", check_text(problem))
             sampling = replace(s, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                                max_tokens=max_tokens, thinking_budget=thinking_budget, time_limit=time_limit,
-                               seed=random_seed(samples) if seed is None else seed)
+                               seed=seed_for(seed, samples))
             options = replace(o, samples=samples, confidence=confidence, stop_when_decided=stop_when_decided,
                               think=think, check=check)
             validate(replace(settings, sampling=sampling, solve=options))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mathsolve.config import EngineConfig, ModelSpec, SamplingConfig, Settings, SolveOptions, random_seed
+from mathsolve.config import EngineConfig, ModelSpec, SamplingConfig, Settings, SolveOptions, seed_for
 from mathsolve.errors import UsageError
 
 Options = Mapping[str, Any]  # what click passes a command function as **kwargs
@@ -89,7 +89,7 @@ def settings_from(opts: Options, *, check: bool | None = None, given: frozenset[
     overrides --no-check (eval never runs the sympy check). `given`: the options set on the
     command line (default: read from the running click command), checked against --card."""
     opts = with_card(opts, given_options() if given is None else given)
-    seed = opts["seed"] if opts["seed"] is not None else random_seed(opts["samples"])
+    seed = seed_for(opts["seed"], opts["samples"])
     return Settings(
         model=ModelSpec(model=opts["model"], quant=opts["quant"], offline=opts["offline"],
                         server=opts["server"] or None, api_key=opts["api_key"],
