@@ -73,15 +73,24 @@ def test_eval_ctrl_c_keeps_finished_records_and_a_rerun_completes_them(smollm2_g
             "--temperature", "1.0", "--seed", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # The event to wait for: the first record is in the file (a poll of it, with a deadline).
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
+    while not (out.exists() and out.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and proc.poll() is None, "no record was written"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()[-2000:]
     assert "Traceback" not in err.decode()
+    assert out.read_bytes().endswith(b"\n")  # not cut off mid-record
     kept = [json.loads(line) for line in out.read_text().splitlines()]  # whole records only
     assert 1 <= len(kept) < len(rows)
+    by_id = {r["id"]: r for r in rows}
+    assert len({r["id"] for r in kept}) == len(kept) and {r["id"] for r in kept} <= by_id.keys()
+    for record in kept:  # each a finished problem's full record
+        assert record["problem"] == by_id[record["id"]]["problem"] and record["reference"] == "5"
+        assert record["error"] is None and record["n"] == 2 and len(record["samples"]) == 2
+        assert all(s["finish_reason"] in ("stop", "length") for s in record["samples"])
     again = subprocess.run(args, capture_output=True, timeout=600)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     final = [json.loads(line)["id"] for line in out.read_text().splitlines()]
