@@ -16,7 +16,7 @@ import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
 from mathsolve.engine.llama import Engine
-from mathsolve.engine.sampling import BatchSampler, _by_blocks, _full_vocabulary, _near_best, top_k, uniforms
+from mathsolve.engine.sampling import BatchSampler, _by_blocks, _full_vocabulary, _near_best, top_k, top_k_row, uniforms
 
 PATHS = ["vector", "chain", "graph"]
 PROBLEM = "Write a long story about a dragon."
@@ -86,7 +86,8 @@ def synthetic_logits(vocab: int, seed: int = 0) -> np.ndarray:
     return row
 
 
-@pytest.mark.parametrize("vocab", [151936, 49152, 448], ids=["qwen3-vocab", "smollm2-vocab", "tiny"])
+@pytest.mark.parametrize("vocab", [151936, 49152, 100003, 448],
+                         ids=["qwen3-vocab", "smollm2-vocab", "odd-vocab", "tiny"])
 @pytest.mark.parametrize("k", [1, 5, 20, 40, 300])
 def test_top_k_finds_the_k_largest_logits_of_every_row(vocab, k):
     rng = np.random.default_rng(k)
@@ -97,6 +98,10 @@ def test_top_k_finds_the_k_largest_logits_of_every_row(vocab, k):
     np.testing.assert_array_equal(vals, expected)  # the k largest values, sorted descending
     np.testing.assert_array_equal(np.take_along_axis(logits, ids, axis=1), vals)
     assert all(len(set(row)) == min(k, vocab) for row in ids.tolist())  # distinct tokens
+    for i, row in enumerate(logits):  # K = 1's top_k_row (other groups): the same tokens, in order
+        row_vals, row_ids = top_k_row(row, k)
+        np.testing.assert_array_equal(row_vals, vals[i])
+        np.testing.assert_array_equal(row_ids, ids[i])
 
 
 def test_uniforms_depend_only_on_seed_and_step_and_are_uniform():
