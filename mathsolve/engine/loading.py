@@ -75,12 +75,15 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
 
 def _warm_up(engine: Any) -> None:  # an engine.llama.Engine
     """What the first problem would otherwise pay once per process, paid while loading (as
-    llama.cpp's own tools warm up): the chat template compiled, and one token decoded, which
-    pages the weights in and starts llama.cpp's threads (19 ms of a 0.33 s problem on the tiny
-    real-vocabulary model here; far more for 2.5 GB of 4B weights read from disk)."""
+    llama.cpp's own tools warm up): the chat template compiled, and one token generated the
+    way a problem's are, which pages the weights in, starts llama.cpp's threads, makes the
+    context of one sample (kept: a K = 1 solve decodes in it) and takes the sampler's first
+    calls (on the tiny real-vocabulary model here 19 ms and 15 ms of a 0.33 s problem; far
+    more for 2.5 GB of 4B weights read from disk)."""
+    from mathsolve.config import SamplingConfig
+
     try:
-        engine.render("")
+        prompt = engine.render("")
     except MathsolveError:
         return  # a broken template is reported with the problem it cannot render
-    engine.logits_of(engine.tokenize("\n")[:1] or [0])
-
+    engine.generate(prompt, SamplingConfig(max_tokens=1))

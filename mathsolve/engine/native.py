@@ -81,22 +81,38 @@ def flag_abort_callback() -> Any | None:
     would cost a call per graph node of every decode step. None where strlen is not found."""
     if not _FLAG_CALLBACK:
         import ctypes
-        import ctypes.util
         import os
-        import platform
 
         import llama_cpp
 
         callback = None
-        if platform.machine().lower() in ("x86_64", "amd64", "arm64", "aarch64"):
+        if _machine() in ("x86_64", "amd64", "arm64", "aarch64"):
             try:
-                libc = ctypes.CDLL(None if os.name == "posix" else ctypes.util.find_library("c") or "msvcrt")
+                libc = ctypes.CDLL(None) if os.name == "posix" else _windows_libc()
                 address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
                 callback = llama_cpp.ggml_abort_callback(address) if address else None
             except (OSError, AttributeError, TypeError):
                 callback = None
         _FLAG_CALLBACK.append(callback)
     return _FLAG_CALLBACK[0]
+
+
+def _machine() -> str:
+    """platform.machine() without importing platform (and subprocess) into the first problem."""
+    import os
+
+    if hasattr(os, "uname"):
+        return os.uname().machine.lower()
+    import platform
+
+    return platform.machine().lower()
+
+
+def _windows_libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "msvcrt")
 
 
 def _load_model(path: Path, *, gpu: bool) -> Any:  # a llama_model pointer (ctypes), or None

@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
+from mathsolve.answers.equivalence import equivalent
+from mathsolve.answers.extract import Extraction, extract
+from mathsolve.answers.vote import Vote, vote_confidence
+from mathsolve.answers.vote import vote as vote_answers
 from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
 from mathsolve.engine.decode import Completion, FinishReason, TextEvent
 from mathsolve.engine.protocol import EngineProtocol, InFlightEngine
@@ -14,9 +18,6 @@ from mathsolve.solving.inputs import Problem
 
 __all__ = ["FINISHED", "Result", "SampleResult", "SolveOptions", "error_result", "finish", "solve",
            "solve_many"]
-
-if TYPE_CHECKING:
-    from mathsolve.answers.vote import Vote
 
 PromptT = TypeVar("PromptT")
 OnProblemEvent = Callable[[int, TextEvent], None]
@@ -100,8 +101,6 @@ def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | Non
             return True
         if threshold is None:
             return False
-        from mathsolve.answers.vote import vote_confidence
-
         conf = vote_confidence(votes)
         return conf is not None and conf >= threshold
 
@@ -177,10 +176,6 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
     Samples that did not finish (cancelled by --stop-when-decided, interrupted) have no
     answer: they vote for nothing and count in no support.
     """
-    from mathsolve.answers.extract import Extraction, extract
-    from mathsolve.answers.vote import vote as vote_answers
-    from mathsolve.answers.vote import vote_confidence
-
     extractions = [extract(c.text, complete=c.finish_reason == "stop")
                    if c.finish_reason in FINISHED else Extraction(None)
                    for c in completions]
@@ -218,8 +213,6 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
         chk = verify.check(problem.text, result.answer, timeout=options.check_timeout)
         result.check = {"status": chk.status, "reason": chk.reason}
     if problem.reference is not None and result.answer is not None:
-        from mathsolve.answers.equivalence import equivalent
-
         result.correct = equivalent(problem.reference, result.answer, timeout=options.check_timeout)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
@@ -233,9 +226,6 @@ def decided(finished: list[Completion], total: int, timeout: float = CHECK_TIMEO
 
 
 def _finished_vote(finished: list[Completion], timeout: float) -> Vote:
-    from mathsolve.answers.extract import extract
-    from mathsolve.answers.vote import vote as vote_answers
-
     return vote_answers([extract(c.text, complete=c.finish_reason == "stop").answer
                          for c in finished if c.finish_reason in FINISHED], timeout=timeout)
 
