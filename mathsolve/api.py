@@ -122,7 +122,8 @@ class Solver:
         self._engine: EngineProtocol[Any] | None = None
         self._note: Note = note or _log.info
         self._engine, info = open_engine(settings.model, settings.engine, note=self._note,
-                                         pull=pull, probe=settings.sampling, stages=stages)
+                                         pull=pull, probe=settings.sampling, stages=stages,
+                                         samples=settings.solve.samples)
         self._model = model_json(info)
 
     # ---- what was loaded -------------------------------------------------------------------

@@ -351,9 +351,10 @@ class Engine(BatchSlots):
         return job.completions()
 
     def run(self, jobs: list[Job], on_done: OnDone | None = None, *,
-            parallel: int | None = None) -> None:
+            parallel: int | None = None, reserve: int | None = None) -> None:
         """Decode every job's samples, several jobs in flight when the slots allow; on_done(job)
-        is called as each job finishes (in the order they finish)."""
+        is called as each job finishes (in the order they finish). `reserve`: tokens a sample
+        may hold to size the context for, if more than the jobs need (the warm-up's)."""
         jobs = [j for j in jobs if j.samplings]
         if not jobs:
             return
@@ -362,7 +363,8 @@ class Engine(BatchSlots):
                 if s.max_tokens < 1:
                     raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
         need = min(self._cfg.n_ctx,
-                   max(len(j.tokens) + max(s.max_tokens for s in j.samplings) for j in jobs))
+                   max([reserve or 0, *(len(j.tokens) + max(s.max_tokens for s in j.samplings)
+                                        for j in jobs)]))
         widest = max(len(j.samplings) for j in jobs)
         wanted = parallel or self._cfg.parallel
         if not wanted:  # one job: its K samples; several: as many samples as make sense

@@ -33,13 +33,14 @@ class ModelInfo:
 
 def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
                 pull: bool = False, probe: SamplingConfig | None = None,
-                stages: Stages | None = None) -> tuple[EngineProtocol[Any], ModelInfo]:
+                stages: Stages | None = None, samples: int = 1) -> tuple[EngineProtocol[Any], ModelInfo]:
     """The engine for `spec` and its record: a server when `spec.server`, else the GGUF that
     `spec.model` names, loaded with `engine`'s settings (its model_path is filled here).
 
     A Hub model that is not cached raises models.ModelNotCached (with the pull command), or
     is pulled first when `pull` (never offline). `probe` (the run's sampling) makes a verbose
     engine say which sampling path it takes; `stages` shows a pull's conversion phases.
+    `samples` (the run's K) sizes the context the warm-up makes, the one a problem decodes in.
     """
     if spec.server:
         from mathsolve.engine.server import ServerEngine
@@ -63,7 +64,7 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
         resolved = pull_model(missing.repo, spec.quant, offline=offline, progress=note,
                                   stages=stages)
     local = Engine.load(dataclasses.replace(engine, model_path=str(resolved.path)), warn=note)
-    _warm_up(local)
+    _warm_up(local, samples, probe.max_tokens if probe is not None else None)
     if engine.verbose and probe is not None:
         from mathsolve.engine.sampling import describe_path
 
@@ -73,17 +74,26 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
     return local, ModelInfo(str(resolved.path), resolved.source, quant=quant)
 
 
-def _warm_up(engine: Any) -> None:  # an engine.llama.Engine
+PROMPT_ROOM = 256  # prompt tokens the warm-up's context leaves room for (a math problem's, mostly)
+
+
+def _warm_up(engine: Any, samples: int, max_tokens: int | None) -> None:  # an engine.llama.Engine
     """What the first problem would otherwise pay once per process, paid while loading (as
     llama.cpp's own tools warm up): the chat template compiled, and one token generated the
-    way a problem's are, which pages the weights in, starts llama.cpp's threads, makes the
-    context of one sample (kept: a K = 1 solve decodes in it) and takes the sampler's first
-    calls (on the tiny real-vocabulary model here 19 ms and 15 ms of a 0.33 s problem; far
-    more for 2.5 GB of 4B weights read from disk)."""
+    way a problem's are, from the template's first token (every prompt starts with it, so its
+    cell is kept for the first problem). That pages the weights in, starts llama.cpp's threads,
+    takes the sampler's first calls and makes the context a problem of K = `samples` samples
+    of `max_tokens` and a prompt of up to PROMPT_ROOM tokens decodes in (kept; a longer
+    prompt or several problems in flight make a larger one). On the tiny real-vocabulary
+    model here that was 19 + 15 ms of a 0.33 s problem; far more for 2.5 GB of 4B weights
+    read from disk."""
     from mathsolve.config import SamplingConfig
+    from mathsolve.engine.decode import Job
 
     try:
         prompt = engine.render("")
     except MathsolveError:
         return  # a broken template is reported with the problem it cannot render
-    engine.generate(prompt, SamplingConfig(max_tokens=1))
+    reserve = max_tokens + PROMPT_ROOM if max_tokens is not None else None
+    engine.run([Job(engine.prompt_tokens(prompt)[:1], [SamplingConfig(max_tokens=1)])],
+               parallel=max(1, samples), reserve=reserve)  # K slots, one sample decoded
