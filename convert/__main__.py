@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
 from . import CONVERTER_VERSION, OUTTYPES, ConversionError, convert
 
 
-def _progress_printer():
+def _progress_printer() -> Callable[[str, int, int], None]:
     last = {"t": 0.0}
 
     def report(stage: str, done: int, total: int) -> None:

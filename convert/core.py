@@ -125,6 +125,8 @@ def _write_gguf(path: Path, hf_dir: Path, hp: Hparams, vocab: Vocab, plan: list[
     writer.write_header_to_file(path=path)
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
+    if writer.fout is None:  # write_header_to_file opens it
+        raise ConversionError(f"{path}: the GGUF writer opened no file")
     fout = writer.fout[0]
     writer.write_padding(fout, fout.tell())
     total = sum(p.nbytes for p in plan)

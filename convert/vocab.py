@@ -47,8 +47,8 @@ def identify_pre(tok: dict[str, Any]) -> str:
     kinds = [s.get("type") for s in steps]
     split = next((s for s in steps if s.get("type") == "Split"), None)
     regex = (split or {}).get("pattern", {}).get("Regex")
-    if kinds == ["Split", "ByteLevel"] and regex == QWEN2_REGEX and split.get("behavior") == "Isolated" \
-            and not steps[1].get("add_prefix_space", False):
+    if split is not None and kinds == ["Split", "ByteLevel"] and regex == QWEN2_REGEX \
+            and split.get("behavior") == "Isolated" and not steps[1].get("add_prefix_space", False):
         return "qwen2"
     raise ConversionError(f"tokenizer.json: pre-tokenizer {kinds} is not Qwen2's; "
                           "only Qwen2/Qwen3 tokenizers are supported")
