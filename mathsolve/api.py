@@ -121,9 +121,19 @@ class Solver:
         self._running: set[Background[Any]] = set()
         self._engine: EngineProtocol[Any] | None = None
         self._note: Note = note or _log.info
+        worker = None
+        if settings.solve.check or settings.solve.samples > 1:
+            # The sympy/math-verify worker imports while the model loads (1-2 s on a 2-core
+            # machine), so the first checked record does not hold it.
+            from mathsolve.answers.limits import shared_worker
+
+            worker = shared_worker()
+            worker.start()
         self._engine, info = open_engine(settings.model, settings.engine, note=self._note,
                                          pull=pull, probe=settings.sampling, stages=stages,
                                          samples=settings.solve.samples)
+        if worker is not None:
+            worker.wait_ready()  # before the first decode, which it would slow down
         self._model = model_json(info)
 
     # ---- what was loaded -------------------------------------------------------------------

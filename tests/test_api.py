@@ -417,3 +417,33 @@ def test_the_readme_python_example_runs_as_written(smollm2_gguf, tmp_path):
     assert lines[0].startswith("answer: ") and "support:" in lines[0]
     assert lines[-1] == "grade: True"
     assert sum(1 for line in lines if line.startswith("problem ")) == 3
+
+
+@pytest.mark.parametrize("check, samples, started", [(True, 1, True), (False, 2, True), (False, 1, False)])
+def test_the_checking_worker_starts_with_the_solver_not_in_the_first_record(tiny_qwen3_gguf, check,
+                                                                          samples, started):
+    """A fresh process: with a check (or a vote) the sympy worker is ready once the Solver is,
+    and a solve uses that worker; K = 1 without a check starts none."""
+    script = (
+        "import json, sys\n"
+        "from mathsolve import Solver\n"
+        "from mathsolve.answers.limits import shared_worker\n"
+        "from mathsolve.answers.verify import check\n"
+        f"s = Solver(model=sys.argv[1], check={check}, samples={samples}, max_tokens=4, threads=2, seed=1)\n"
+        "w = shared_worker()\n"
+        "before = (w.pid, w._ready)\n"
+        "s.solve('What is 1+1?')\n"
+        "c = check('Solve x^2=4', '2', timeout=10) if before[0] else None\n"
+        "print(json.dumps({'pid': before[0], 'ready': before[1], 'after': w.pid,\n"
+        "                  'status': c.status if c else None}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tiny_qwen3_gguf)], capture_output=True,
+                          timeout=300, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    if started:
+        assert got["pid"] is not None and got["ready"] is True
+        assert got["after"] == got["pid"]  # the check ran in the worker started with the Solver
+        assert got["status"] == "refuted"  # x = -2 is missed: the worker really checks
+    else:
+        assert got["pid"] is None

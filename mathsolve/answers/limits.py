@@ -138,6 +138,28 @@ class HardLimitWorker:
         self._proc = None
         self._ready = False
 
+    def start(self) -> None:
+        """Start the worker now, without waiting: its imports run while the caller goes on."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._kill()
+                self._start()
+
+    def wait_ready(self) -> bool:
+        """Wait until the worker has imported its modules; False if it could not start (the
+        first call then reports why)."""
+        with self._lock:
+            try:
+                self._ensure_ready()
+            except WorkerError:
+                return False
+            return True
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (None before it is started)."""
+        return None if self._proc is None else int(self._proc.pid)
+
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
         """Run `fn(*args)` in the worker; raise HardTimeout after `timeout` seconds."""
         job = _Job(fn.__module__, fn.__name__, args)
