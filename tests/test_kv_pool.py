@@ -112,5 +112,8 @@ def test_verbose_says_what_the_kv_cache_chose(smollm2_gguf):
                            "-v", "--kv-type", "q8_0", "What is 1+1?"],
                           capture_output=True, timeout=300)
     assert proc.returncode in (0, 3), proc.stderr.decode()[-2000:]
-    assert b"KV cache: a stream of 256 tokens per sample x 3" in proc.stderr
+    # Made while loading (the warm-up), for --max-tokens + a 256-token prompt in 256-cell steps
+    # (8 + 256 -> 512), and kept: the problem (prompt + 8 tokens) decodes in it, no other line.
+    assert b"KV cache: a stream of 512 tokens per sample x 3" in proc.stderr
+    assert proc.stderr.count(b"KV cache:") == 1
     assert b"q8_0" in proc.stderr

@@ -378,8 +378,9 @@ class Engine(BatchSlots):
         self._last_path = path
         try:
             with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
+                before = self._ctx
                 slots = self._ensure_context(slots, need, graph=path == "graph", pool=pool)
-                if self._cfg.verbose:
+                if self._cfg.verbose and self._ctx is not before:  # said once a context
                     self._warn(self.kv_description())
         except KeyboardInterrupt:
             first = jobs[0]
