@@ -55,6 +55,7 @@ def main() -> int:
 
     from mathsolve.config import EngineConfig, SamplingConfig
     from mathsolve.engine.llama import Engine
+    from mathsolve.engine.loading import ModelInfo
     from mathsolve.solving.solve import SolveOptions, solve, solve_many
 
     problems = problems_from(args.data, args.problems)
@@ -67,10 +68,11 @@ def main() -> int:
 
     engine = Engine.load(EngineConfig(str(model), n_ctx=args.tokens + 512, gpu=args.ngl > 0,
                                       n_threads=args.threads, parallel=args.parallel))
-    solve_many(engine, problems[:1], seeding, options, {}, lambda i, r: None)  # warm-up
+    info = ModelInfo(str(model), "file")  # what the Results record (not printed here)
+    solve_many(engine, problems[:1], seeding, options, info, lambda i, r: None)  # warm-up
     results = []
     start = time.perf_counter()
-    solve_many(engine, problems, seeding, options, {}, lambda i, r: results.append(r))
+    solve_many(engine, problems, seeding, options, info, lambda i, r: results.append(r))
     wall = time.perf_counter() - start
     tokens = sum(r.completion_tokens for r in results)
     slots = len(engine.kv_sequence_lengths())
@@ -88,7 +90,7 @@ def main() -> int:
                   f"= {rate / ref[slots]:.2f}x (GPU target >= 0.7x)")
     if args.sequential:
         start = time.perf_counter()
-        seq_tokens = sum(solve(engine, p, seeding(p), options, {}).completion_tokens for p in problems)
+        seq_tokens = sum(solve(engine, p, seeding(p), options, info).completion_tokens for p in problems)
         seq = seq_tokens / (time.perf_counter() - start)
         print(f"one problem at a time: {seq:.1f} tok/s   in flight / sequential = {rate / seq:.2f}x")
     engine.close()

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Solver": "api", "extract_answer": "api", "grade": "api",
-    "Result": "solving.solve", "TextEvent": "engine.decode", "Grade": "answers.grade",
+    "Result": "api", "TextEvent": "engine.decode", "Grade": "answers.grade",
     "Problem": "solving.inputs",
     "MathsolveError": "errors", "ModelError": "errors", "UsageError": "errors",
     "InputError": "errors", "EngineError": "errors", "GenerationInterrupted": "engine.decode",

@@ -1,5 +1,6 @@
 # Types of the names mathsolve/__init__.py loads on first use (PEP 562 __getattr__).
 from mathsolve.answers.grade import Grade as Grade
+from mathsolve.api import Result as Result
 from mathsolve.api import Solver as Solver
 from mathsolve.api import extract_answer as extract_answer
 from mathsolve.api import grade as grade
@@ -11,7 +12,6 @@ from mathsolve.errors import MathsolveError as MathsolveError
 from mathsolve.errors import ModelError as ModelError
 from mathsolve.errors import UsageError as UsageError
 from mathsolve.solving.inputs import Problem as Problem
-from mathsolve.solving.solve import Result as Result
 
 __version__: str
 __all__: list[str]

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mathsolve.answers.grade import Grade
@@ -40,16 +41,42 @@ from mathsolve.config import (
     seed_for,
 )
 from mathsolve.engine.decode import GenerationInterrupted, TextEvent
+from mathsolve.engine.loading import ModelInfo
 from mathsolve.engine.protocol import EngineProtocol, InFlightEngine, RequestEngine
 from mathsolve.errors import InputError, MathsolveError, UsageError
+from mathsolve.solving import solve as solving
 from mathsolve.solving.background import Background, Checkpoint, Emit
 from mathsolve.solving.inputs import Problem, check_text
-from mathsolve.solving.solve import Result, error_result, solve, solve_many
+from mathsolve.solving.solve import error_result, solve, solve_many
 
 if TYPE_CHECKING:
     from mathsolve.output.render import Renderer
 
-__all__ = ["Solver", "extract_answer", "grade"]
+__all__ = ["Result", "Solver", "extract_answer", "grade"]
+
+
+class Result(solving.Result):
+    """A problem as the Solver returns it: solving's typed Result (`model` a ModelInfo,
+    `sampling` a SamplingConfig, `check` a Check, `budget` a BudgetHit, `samples`
+    SampleResults, `votes` VoteGroups) and `to_json()`, its JSON record.
+
+    The record types hold no JSON: output.records writes every JSON line mathsolve makes, and
+    solving ranks below output (output renders solving's Results), so solving cannot call it.
+    The API ranks above both; here `to_json()` delegates to output.records.result_json."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record `mathsolve --json` prints for the same options and seed."""
+        from mathsolve.output.records import result_json
+
+        return result_json(self)
+
+    @classmethod
+    def of(cls, result: solving.Result) -> Result:
+        """The API's Result of one the solve flow made (the same fields, shared)."""
+        if isinstance(result, cls):
+            return result
+        return cls(**{f.name: getattr(result, f.name) for f in fields(result)})
+
 
 Note = Callable[[str], None]
 OnResult = Callable[[int, Result], None]
@@ -113,13 +140,13 @@ class Solver:
     def _start(self, settings: Settings, *, note: Note | None, pull: bool,
                stages: Callable[[str, int, int], None] | None) -> None:
         from mathsolve.engine.loading import open_engine
-        from mathsolve.output.records import model_json
 
         validate(settings)
         self._settings = settings
         self._lock = threading.Lock()  # one solve at a time on the engine
         self._running: set[Background[Any]] = set()
         self._engine: EngineProtocol[Any] | None = None
+        self._model: ModelInfo
         self._note: Note = note or _log.info
         worker = None
         if settings.solve.check or settings.solve.samples > 1:
@@ -134,7 +161,7 @@ class Solver:
                                          samples=settings.solve.samples)
         if worker is not None:
             worker.wait_ready()  # before the first decode, which it would slow down
-        self._model = model_json(info)
+        self._model = info
 
     # ---- what was loaded -------------------------------------------------------------------
 
@@ -150,9 +177,9 @@ class Solver:
         return self._engine
 
     @property
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> ModelInfo:
         """What every Result records as `model`: path, source and quant (or the server's)."""
-        return dict(self._model)
+        return self._model
 
     @property
     def load_seconds(self) -> float:
@@ -172,8 +199,8 @@ class Solver:
         item = _problem(problem, 1, strict=True)
         engine = self.engine
         with self._lock:
-            return solve(engine, item, self._sampling(seed), self._settings.solve, self._model,
-                         on_event=on_event)
+            return Result.of(solve(engine, item, self._sampling(seed), self._settings.solve,
+                                   self._model, on_event=on_event))
 
     def solve_rendered(self, problem: Problem, renderer: Renderer, *,
                        sampling: SamplingConfig | None = None) -> Result:
@@ -182,20 +209,20 @@ class Solver:
         raises engine.GenerationInterrupted once the renderer has closed what it showed."""
         sampling = sampling or self._settings.sampling
         if problem.error:
-            result = error_result(problem, problem.error, self._model, sampling)
+            result = Result.of(error_result(problem, problem.error, self._model, sampling))
             renderer.end(result)
             return result
         engine = self.engine
         renderer.begin(problem, self._settings.solve.samples)
         try:
             with self._lock:
-                result = solve(engine, problem, sampling, self._settings.solve, self._model,
-                               on_event=renderer.event)
+                result = Result.of(solve(engine, problem, sampling, self._settings.solve,
+                                         self._model, on_event=renderer.event))
         except GenerationInterrupted:
             renderer.interrupted()
             raise
         except MathsolveError as exc:
-            result = error_result(problem, str(exc), self._model, sampling)
+            result = Result.of(error_result(problem, str(exc), self._model, sampling))
         renderer.end(result)
         return result
 
@@ -223,7 +250,8 @@ class Solver:
         engine = self.engine
 
         def work(emit: Emit[TextEvent | Result], _checkpoint: Checkpoint) -> None:
-            emit(solve(engine, item, sampling, self._settings.solve, self._model, on_event=emit))
+            emit(Result.of(solve(engine, item, sampling, self._settings.solve, self._model,
+                                 on_event=emit)))
 
         return self._background(work)
 
@@ -239,17 +267,19 @@ class Solver:
                    on_event: Callable[[int, TextEvent], None] | None = None) -> None:
         engine, options = self.engine, self._settings.solve
         if isinstance(engine, InFlightEngine):
-            solve_many(engine, problems, seeding, options, self._model, on_result,
+            solve_many(engine, problems, seeding, options, self._model,
+                       lambda index, result: on_result(index, Result.of(result)),
                        parallel=self._settings.engine.parallel, on_event=on_event)
             return
 
         def one(problem: Problem) -> Result:
             if problem.error:
-                return error_result(problem, problem.error, self._model, seeding(problem))
+                return Result.of(error_result(problem, problem.error, self._model,
+                                              seeding(problem)))
             try:
-                return solve(engine, problem, seeding(problem), options, self._model)
+                return Result.of(solve(engine, problem, seeding(problem), options, self._model))
             except MathsolveError as exc:
-                return error_result(problem, str(exc), self._model, seeding(problem))
+                return Result.of(error_result(problem, str(exc), self._model, seeding(problem)))
 
         server = engine if isinstance(engine, RequestEngine) else None
         workers = min(server.eval_workers(options.samples), len(problems)) if server else 1
@@ -299,7 +329,7 @@ class Solver:
         self.close()
 
     def __repr__(self) -> str:
-        where = self._model.get("path") or self._model.get("source")
+        where = self._model.path or self._model.source
         return f"Solver({where!r}, samples={self._settings.solve.samples})"
 
 

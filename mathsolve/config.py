@@ -188,9 +188,6 @@ class SamplingConfig:
     def with_seed(self, seed: int) -> SamplingConfig:
         return SamplingConfig(**{**asdict(self), "seed": seed})
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @property
     def draw_key(self) -> tuple[float, float, int, float]:
         """What decides how a token is drawn, the seed and length aside."""

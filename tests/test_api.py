@@ -29,6 +29,7 @@ from mathsolve import (
     extract_answer,
     grade,
 )
+from mathsolve.engine.loading import ModelInfo
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"max_tokens": 24, "threads": 2, "seed": 7}
@@ -94,15 +95,59 @@ def test_solve_gives_the_cli_json_record_for_the_same_seed(smollm2_gguf, samples
     assert comparable(result.to_json()) == comparable(row)
     assert result.completion and result.completion_tokens > 0 and result.seconds > 0
     if samples > 1:  # every sample's answer and the vote, as in the CLI's record
-        assert [s["seed"] for s in result.samples] == [7, 8, 9]
+        assert [s.seed for s in result.samples] == [7, 8, 9]
         assert len(result.texts) == 3
+
+
+# A JSON record's keys, in the order mathsolve has always written them (issue 17); the
+# optional ones (no reference, K = 1, no answer) are left out when None.
+RECORD_KEYS = ["id", "problem", "answer", "completion", "finish_reason", "prompt_tokens",
+               "completion_tokens", "seconds", "model", "sampling", "fallback", "check", "error",
+               "reference", "correct", "support", "confidence", "budget", "samples", "votes"]
+SAMPLE_KEYS = ["sample", "seed", "answer", "fallback", "completion_tokens", "finish_reason",
+               "budget"]
+
+
+def test_the_json_of_the_typed_parts_is_the_record_in_its_old_key_order(smollm2_gguf):
+    """K = 2 with a thinking budget: model, sampling, check, budget, samples and votes are
+    dataclasses in a Result; their JSON is the record the CLI prints, key for key, in order."""
+    import dataclasses
+
+    args = ("--max-tokens", "24", "--threads", "2", "--seed", "7", "--samples", "2",
+            "--thinking-budget", "5")
+    (row,) = cli_json("--model", str(smollm2_gguf), *args, "What is 2+2?")
+    with Solver(model=str(smollm2_gguf), samples=2, thinking_budget=5, **FAST) as solver:
+        result = solver.solve("What is 2+2?")
+    data = result.to_json()
+    assert list(data) == list(row) == [k for k in RECORD_KEYS if k in data]
+    assert set(RECORD_KEYS) - set(data) <= {"reference", "correct", "support", "confidence"}
+    assert comparable(data) == comparable(row) and json.loads(json.dumps(data)) == data
+    assert data["model"] == {"path": str(smollm2_gguf), "source": "file", "quant": None}
+    assert list(data["model"]) == ["path", "source", "quant"]
+    assert list(data["sampling"]) == [f.name for f in dataclasses.fields(result.sampling)]
+    assert data["sampling"] == dataclasses.asdict(result.sampling)
+    assert result.samples is not None and result.votes is not None
+    assert [list(s) for s in data["samples"]] == [SAMPLE_KEYS] * 2
+    assert data["samples"] == [
+        {"sample": s.sample, "seed": s.seed, "answer": s.answer, "fallback": s.fallback,
+         "completion_tokens": s.completion_tokens, "finish_reason": s.finish_reason,
+         "budget": s.budget and {"hit": s.budget.hit, "at": s.budget.at,
+                                 "in_think": s.budget.in_think}}
+        for s in result.samples]
+    assert all(s["budget"] == {"hit": "thinking_budget", "at": 5, "in_think": False}
+               for s in data["samples"])
+    assert data["votes"] == [{"answer": g.answer, "count": g.count, "samples": list(g.samples)}
+                             for g in result.votes]
+    assert data["check"] == (result.check and {"status": result.check.status,
+                                               "reason": result.check.reason})
+    assert result.check is not None  # a 2+2 answer is checked (refuted or verified)
 
 
 def test_a_seed_passed_to_solve_wins_and_is_recorded(smol):
     again = smol.solve("What is 2+3?", seed=11)
-    assert again.sampling["seed"] == 11
+    assert again.sampling.seed == 11
     assert smol.solve("What is 2+3?", seed=11).completion == again.completion
-    assert smol.solve("What is 2+3?").sampling["seed"] == 7  # the Solver's own seed
+    assert smol.solve("What is 2+3?").sampling.seed == 7  # the Solver's own seed
 
 
 def test_ctrl_c_in_solve_raises_generation_interrupted_and_the_solver_goes_on(tiny_qwen3_gguf):
@@ -124,7 +169,7 @@ def test_ctrl_c_in_solve_raises_generation_interrupted_and_the_solver_goes_on(ti
 
 def test_without_a_seed_a_solver_draws_one_and_records_it(smollm2_gguf):
     with Solver(model=str(smollm2_gguf), max_tokens=4, threads=2) as solver:
-        seeds = {solver.solve("1+1").sampling["seed"], solver.solve("2+2").sampling["seed"]}
+        seeds = {solver.solve("1+1").sampling.seed, solver.solve("2+2").sampling.seed}
     (seed,) = seeds
     assert isinstance(seed, int) and seed == solver.settings.sampling.seed
 
@@ -160,8 +205,8 @@ def test_pull_true_pulls_a_repo_that_is_not_cached(tiny_qwen3_dir, tmp_path, mon
     notes: list[str] = []
     with Solver(model="tiny/qwen3", quant="q8_0", pull=True, max_tokens=4, check=False,
                 on_note=notes.append) as solver:
-        assert solver.model_info == {"path": str(tmp_path / "home/models/tiny--qwen3/q8_0.gguf"),
-                                     "source": "tiny/qwen3", "quant": "q8_0"}
+        assert solver.model_info == ModelInfo(str(tmp_path / "home/models/tiny--qwen3/q8_0.gguf"),
+                                              "tiny/qwen3", quant="q8_0")
         assert solver.solve("1+1").completion_tokens > 0
     assert any("pulling it now" in n for n in notes) and any(n.startswith("wrote ") for n in notes)
 
@@ -371,8 +416,9 @@ def test_a_server_through_the_api_solves_streams_and_batches():
         *events, last = list(solver.stream("What is 2+2?"))
         many = list(solver.solve_many(["What is 2+2?", "What is 1+3?", "What is 3+1?"]))
     assert result.answer == "4" and result.support == "2/2 samples"
-    assert result.model == {"path": None, "source": fake.url, "name": "fake-model"}
-    assert [s["seed"] for s in result.samples] == [3, 4]
+    assert result.model == ModelInfo(None, fake.url, name="fake-model", server=True)
+    assert result.to_json()["model"] == {"path": None, "source": fake.url, "name": "fake-model"}
+    assert [s.seed for s in result.samples] == [3, 4]
     for sample in (0, 1):
         assert "".join(e.text for e in events if e.sample == sample) == last.texts[sample] == ANSWER
     assert sorted(r.id for r in many) == ["1", "2", "3"] and {r.answer for r in many} == {"4"}

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_ANSWER_CUE, BUDGET_THINK_CUE, EngineConfig, SamplingConfig
+from mathsolve.engine.decode import BudgetHit
 from mathsolve.engine.llama import Engine
+from mathsolve.engine.loading import ModelInfo
 
 LONG = "Tell me a very long story about a dragon, with many chapters."
 SAMPLING = dict(temperature=1.0, top_k=0, top_p=1.0)
@@ -122,7 +124,7 @@ def test_the_panel_says_the_budget_was_hit_in_words(smollm2_gguf):
         out = StringIO()
         renderer = TerminalRenderer(out=out, err=out)
         result = solve(engine, Problem("1", LONG), SamplingConfig(seed=1, thinking_budget=10),
-                       SolveOptions(check=False), {})
+                       SolveOptions(check=False), ModelInfo(str(smollm2_gguf), "file"))
         renderer.end(result)
     assert "budget: reached the thinking budget after 10 tokens; steered to an answer" in out.getvalue()
 
@@ -147,8 +149,9 @@ def test_the_api_takes_a_budget_and_records_it(smollm2_gguf):
 
     with Solver(str(smollm2_gguf), thinking_budget=5, seed=4, threads=2, ctx=1024) as solver:
         result = solver.solve(LONG)
-    assert result.budget == {"hit": "thinking_budget", "at": 5, "in_think": False}
-    assert result.sampling["thinking_budget"] == 5
+    assert result.budget == BudgetHit("thinking_budget", 5, False)
+    assert result.to_json()["budget"] == {"hit": "thinking_budget", "at": 5, "in_think": False}
+    assert result.sampling.thinking_budget == 5
     assert result.completion is not None and BUDGET_ANSWER_CUE in result.completion
 
 

@@ -9,8 +9,12 @@ import pytest
 from mathsolve.answers.vote import confidence
 from mathsolve.config import EngineConfig, SamplingConfig
 from mathsolve.engine.llama import Completion, Engine
+from mathsolve.engine.loading import ModelInfo
+from mathsolve.output.records import result_json
 from mathsolve.solving.inputs import Problem
 from mathsolve.solving.solve import SolveOptions, finish, stop_rule
+
+MODEL = ModelInfo("model.gguf", "file")
 
 
 def done(*answers: str | None) -> list[Completion]:
@@ -59,15 +63,15 @@ def test_the_rule_stops_exactly_where_the_formula_says(answers, p, expected):
 def test_one_sample_has_no_rule_and_no_confidence():
     assert stop_rule(SolveOptions(samples=1, confidence=0.95)) is None
     result = finish(Problem("1", "2+2?"), done("4"), SamplingConfig(seed=0),
-                    SolveOptions(samples=1, confidence=0.95, check=False), {}, 0.0)
-    assert result.confidence is None and "confidence" not in result.to_json()
+                    SolveOptions(samples=1, confidence=0.95, check=False), MODEL, 0.0)
+    assert result.confidence is None and "confidence" not in result_json(result)
 
 
 def test_every_voted_result_carries_its_confidence():
     result = finish(Problem("1", "2+2?"), done("4", "4", "5", "4"), SamplingConfig(seed=0),
-                    SolveOptions(samples=4, check=False), {}, 0.0)
+                    SolveOptions(samples=4, check=False), MODEL, 0.0)
     assert result.confidence == round(confidence(3, 1), 4)
-    assert result.to_json()["confidence"] == result.confidence
+    assert result_json(result)["confidence"] == result.confidence
 
 
 def test_stop_when_decided_stays_exact_beside_a_confidence():
@@ -93,8 +97,8 @@ def test_samples_are_cancelled_when_the_rule_holds_and_never_vote(smollm2_gguf: 
     cancelled = [c for c in out[1:] if c.finish_reason == "cancelled"]
     assert len(cancelled) >= 4  # all but one that may end by itself in the same step
     assert all(c.completion_tokens < 400 for c in cancelled)
-    result = finish(Problem("1", "story"), out, samplings[0], options, {}, 0.0)
-    voted = {i for group in result.votes for i in group["samples"]}
+    result = finish(Problem("1", "story"), out, samplings[0], options, MODEL, 0.0)
+    voted = {i for group in result.votes for i in group.samples}
     assert not voted & {c.sample for c in cancelled}  # cancelled samples never vote
     assert result.confidence is not None and result.confidence >= 0.7
-    assert result.votes and 0 in result.votes[0]["samples"]  # sample 0's answer decided it
+    assert result.votes and 0 in result.votes[0].samples  # sample 0's answer decided it

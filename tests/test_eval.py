@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mathsolve.evaluation.evaluate import finished_ids, summarise
+from mathsolve.evaluation.evaluate import finished_ids, read_records, summarise
 
 EVAL_ARGS = ["--samples", "2", "--max-tokens", "24", "--seed", "3", "--threads", "2"]
 
@@ -104,6 +104,40 @@ def test_eval_killed_repeatedly_resumes_to_exactly_the_same_set(tiny_qwen3_gguf,
     ids = [json.loads(line)["id"] for line in lines]  # every line parses: none truncated
     assert sorted(ids) == sorted(data_ids)  # no duplicates, nothing missing
     assert finished_ids(out) == set(data_ids)
+
+
+EVAL_KEYS = ["id", "problem", "reference", "answer", "correct", "n", "c", "no_answer",
+             "budget_hits", "samples", "votes", "confidence", "completion_tokens",
+             "prompt_tokens", "seconds", "sampling", "model", "error"]
+
+
+def test_an_eval_record_is_the_json_of_its_typed_parts_and_resumes(smollm2_gguf, tmp_path):
+    """The typed EvalRecord writes the line eval always wrote (keys in that order, each
+    sample's graded form after solving's sample), and a resume reads it back."""
+    from mathsolve import Solver
+    from mathsolve.evaluation.evaluate import eval_record
+    from mathsolve.output.records import eval_record_json
+    from mathsolve.solving.inputs import Problem
+
+    with Solver(model=str(smollm2_gguf), samples=2, max_tokens=24, threads=2, seed=7,
+                thinking_budget=5) as solver:
+        result = solver.solve(Problem("a", "What is 2+2?", reference="4"))
+    record = eval_record(result, 2, 2.0, True, result.texts)
+    data = eval_record_json(record)
+    solved = result.to_json()
+    assert list(data) == EVAL_KEYS
+    assert data["samples"] == [{**s, "correct": g.correct, "completion": text} for s, g, text
+                               in zip(solved["samples"], record.samples, result.texts)]
+    assert [list(s)[-2:] for s in data["samples"]] == [["correct", "completion"]] * 2
+    assert {k: data[k] for k in ("votes", "confidence", "sampling", "model")} == \
+        {k: solved[k] for k in ("votes", "confidence", "sampling", "model")}
+    assert data["n"] == 2 and data["c"] == sum(1 for s in data["samples"] if s["correct"] is True)
+    assert data["budget_hits"] == 2 and data["correct"] is (result.answer == "4")
+    plain = eval_record_json(eval_record(result, 2, 2.0, False, result.texts))
+    assert all("completion" not in s for s in plain["samples"])  # only with --save-completions
+    out = tmp_path / "results.jsonl"
+    out.write_text(json.dumps(data, ensure_ascii=False) + "\n")
+    assert finished_ids(out) == {"a"} and read_records(out) == [data]
 
 
 def test_eval_rows_without_an_answer_are_rejected_up_front(tmp_path):

@@ -13,12 +13,15 @@ import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
 from mathsolve.engine.llama import Engine, Job
+from mathsolve.engine.loading import ModelInfo
+from mathsolve.output.records import result_json
 from mathsolve.solving.inputs import Problem
 from mathsolve.solving.solve import SolveOptions, solve, solve_many
 
 PROBLEMS = ["What is 2+3?", "Write a long story about a dragon.", "Name three prime numbers.",
             "What is the capital of France? Answer in one word.", "Count from one to ten."]
 MODELS = {"smollm2": "smollm2_gguf", "tiny-qwen3": "tiny_qwen3_gguf"}
+MODEL = ModelInfo("model.gguf", "file")  # what the records say was loaded
 
 
 @pytest.fixture(scope="module", params=list(MODELS), ids=list(MODELS))
@@ -30,7 +33,7 @@ def engine(request):
 
 
 def _comparable(result) -> dict:
-    data = result.to_json()
+    data = result_json(result)
     del data["seconds"]
     return data
 
@@ -42,9 +45,9 @@ def test_each_problem_in_flight_gets_what_it_gets_alone(engine, parallel):
     seeding = {p.id: SamplingConfig(temperature=1.0, top_k=40, top_p=0.95, seed=70 + 10 * i,
                                     max_tokens=8 + 9 * i) for i, p in enumerate(problems)}
     together: dict[int, object] = {}
-    solve_many(engine, problems, lambda p: seeding[p.id], options, {},
+    solve_many(engine, problems, lambda p: seeding[p.id], options, MODEL,
                lambda i, r: together.__setitem__(i, r), parallel=parallel)
-    alone = [solve(engine, p, seeding[p.id], options, {}) for p in problems]
+    alone = [solve(engine, p, seeding[p.id], options, MODEL) for p in problems]
     assert sorted(together) == list(range(len(problems)))
     for i, one in enumerate(alone):
         assert _comparable(together[i]) == _comparable(one)

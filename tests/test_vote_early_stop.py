@@ -59,17 +59,18 @@ def test_engine_cancels_the_remaining_samples_when_told(smollm2_gguf):
 
 def test_samples_that_did_not_finish_add_nothing_to_the_vote_or_the_support():
     from mathsolve.config import SamplingConfig
+    from mathsolve.engine.loading import ModelInfo
     from mathsolve.solving.inputs import Problem
     from mathsolve.solving.solve import SolveOptions, finish
 
     # Two finished samples disagree (4, 5); a cancelled one had already boxed 5 in its text.
     completions = done("4", "5", "5")[:2] + [done("5", "5", "5", reason="cancelled")[2]]
     result = finish(Problem("1", "2+2?"), completions, SamplingConfig(seed=0),
-                    SolveOptions(samples=3, check=False), {}, 0.0)
+                    SolveOptions(samples=3, check=False), ModelInfo("model.gguf", "file"), 0.0)
     assert result.answer == "4"  # 1-1 between the finished ones: the tie goes to sample 0
     assert result.support == "1/3 samples"
-    assert [s["answer"] for s in result.samples] == ["4", "5", None]
-    assert [v["samples"] for v in result.votes] == [[0], [1]]
+    assert [s.answer for s in result.samples] == ["4", "5", None]
+    assert [v.samples for v in result.votes] == [(0,), (1,)]
 
 
 def test_interactive_problems_never_share_a_seed(smollm2_gguf, monkeypatch):
@@ -97,6 +98,6 @@ def test_interactive_problems_never_share_a_seed(smollm2_gguf, monkeypatch):
                 check=False) as solver:
         keep = Keep()
         interactive.loop(solver, keep)
-    seeds = [s["seed"] for r in keep.results for s in r.samples]
+    seeds = [s.seed for r in keep.results for s in r.samples]
     assert len(keep.results) == 3 and len(seeds) == 9
     assert len(set(seeds)) == 9  # no seed drawn twice, so no two problems share a sample

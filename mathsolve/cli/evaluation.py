@@ -92,6 +92,7 @@ def _run_eval(request: EvalRequest, settings: Settings) -> ExitStatus:
     from mathsolve.engine.decode import GenerationInterrupted
     from mathsolve.evaluation import evaluate
     from mathsolve.output.progress import live_stages
+    from mathsolve.output.records import summary_json
 
     problems = eval_problems(request.data, settings.model.offline)
     missing = [p.id for p in problems if p.reference is None and not p.error]
@@ -120,7 +121,7 @@ def _run_eval(request: EvalRequest, settings: Settings) -> ExitStatus:
         out.close()
     summary = evaluate.summarise(evaluate.read_records(out_path))
     if request.as_json:
-        click.echo(json.dumps(summary.to_json()))
+        click.echo(json.dumps(summary_json(summary)))
     else:
         click.echo(evaluate.format_summary(summary, settings.solve.samples))
     return ExitStatus.ERROR if summary.errors else ExitStatus.OK
@@ -138,6 +139,7 @@ def _eval_loop(solver: Solver, todo: list[Problem], out: ResultsFile, request: E
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from mathsolve.evaluation import evaluate
+    from mathsolve.output.records import eval_record_json
 
     sampling, options = solver.settings.sampling, solver.settings.solve
 
@@ -155,9 +157,9 @@ def _eval_loop(solver: Solver, todo: list[Problem], out: ResultsFile, request: E
             nonlocal correct, scored
             rec = evaluate.eval_record(result, options.samples, options.check_timeout,
                                        request.save_completions, result.texts)
-            out.append(rec)
-            if not rec.get("error") and rec["n"]:
-                correct += rec["c"] / rec["n"]
+            out.append(eval_record_json(rec))
+            if not rec.error and rec.n:
+                correct += rec.c / rec.n
                 scored += 1
             acc = correct / scored if scored else 0.0
             bar.update(task, advance=1, description=f"eval · accuracy {acc:.1%}")

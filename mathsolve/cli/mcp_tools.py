@@ -26,6 +26,7 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import BaseModel, Field, ValidationError
 
 from mathsolve import __version__
+from mathsolve.answers.verify import Check
 from mathsolve.api import validate
 from mathsolve.cli.mcp_host import EngineHost, Note
 from mathsolve.config import CHECK_TIMEOUT_S, OPTIONS, Settings, seed_for
@@ -54,6 +55,10 @@ class CheckOutcome(BaseModel):
 
     status: CheckStatus
     reason: str = Field(description="Why, in a few words.")
+
+    @classmethod
+    def of(cls, found: Check) -> CheckOutcome:
+        return cls(status=cast(CheckStatus, found.status), reason=found.reason)
 
 
 class VoteCount(BaseModel):
@@ -87,14 +92,16 @@ class Solved(BaseModel):
 
     @classmethod
     def of(cls, result: Result, queued: float, with_text: bool) -> Solved:
-        votes = [VoteCount(answer=v["answer"], count=v["count"]) for v in result.votes or []]
+        from mathsolve.output.records import sampling_json
+
+        votes = [VoteCount(answer=v.answer, count=v.count) for v in result.votes or []]
         return cls(answer=result.answer, support=result.support, confidence=result.confidence,
-                   check=CheckOutcome(**result.check) if result.check else None,
+                   check=CheckOutcome.of(result.check) if result.check else None,
                    finish_reason=result.finish_reason, fallback=result.fallback,
                    samples=len(result.samples) if result.samples else 1,
                    votes=votes if result.votes is not None else None, prompt_tokens=result.prompt_tokens,
                    completion_tokens=result.completion_tokens, seconds=result.seconds,
-                   queued_seconds=round(queued, 4), seed=result.sampling["seed"], sampling=result.sampling,
+                   queued_seconds=round(queued, 4), seed=result.sampling.seed, sampling=sampling_json(result.sampling),
                    completion=result.completion if with_text else None)
 
 
@@ -295,7 +302,7 @@ def build_server(settings: Settings, default_seed: int | None, note: Note) -> tu
         except MathsolveError as exc:
             raise ToolError(one_line(exc)) from None
         found = await anyio.to_thread.run_sync(lambda: check(text, answer, timeout=timeout))
-        return CheckOutcome(status=cast(CheckStatus, found.status), reason=found.reason)
+        return CheckOutcome.of(found)
 
     for tool in (solve_tool, grade_tool, check_tool):  # the schemas' titles: solveArguments, ...
         tool.__name__ = tool.__name__.removesuffix("_tool")

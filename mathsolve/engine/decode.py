@@ -37,6 +37,16 @@ FinishReason = Literal["stop", "length", "interrupted", "cancelled"]
 
 
 @dataclass(frozen=True)
+class BudgetHit:
+    """Where a sample was steered to an answer: by which budget, after how many tokens, and
+    whether inside an open <think> block (the `budget` of a result and of each sample)."""
+
+    hit: str  # "thinking_budget" or "time_limit"
+    at: int | None  # completion tokens generated when it was steered
+    in_think: bool
+
+
+@dataclass(frozen=True)
 class Completion:
     """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
 
@@ -53,11 +63,11 @@ class Completion:
     budget_at: int | None = None  # completion tokens generated when it was steered
     budget_in_think: bool = False  # it was steered inside an open <think> block
 
-    def budget_record(self) -> dict[str, Any] | None:
-        """Where the budget was hit, as JSON records carry it (None: it was not)."""
+    def budget_hit(self) -> BudgetHit | None:
+        """Where the budget was hit, as results record it (None: it was not)."""
         if self.budget is None:
             return None
-        return {"hit": self.budget, "at": self.budget_at, "in_think": self.budget_in_think}
+        return BudgetHit(self.budget, self.budget_at, self.budget_in_think)
 
 
 class PoolFull(Exception):

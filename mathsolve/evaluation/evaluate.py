@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mathsolve.answers.vote import VoteGroup
+from mathsolve.config import SamplingConfig
+from mathsolve.engine.loading import ModelInfo
 from mathsolve.errors import InputError
 from mathsolve.solving.inputs import Problem
+from mathsolve.solving.solve import Result, SampleResult
 
 # ---------------------------------------------------------------- resumable results file
 
@@ -97,42 +101,74 @@ class ResultsFile:
 
 # ---------------------------------------------------------------- one eval record
 
-def eval_record(result: Any, k: int, timeout: float, save_completions: bool,
-                completions: list[str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GradedSample:
+    """One sample of an eval record: solving's SampleResult, graded against the reference."""
+
+    sample: SampleResult
+    correct: bool | None  # False without an answer; None: not comparable in time
+    completion: str | None = None  # its text, with --save-completions
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One problem of an eval: each sample graded, the vote, tokens, time (one results line,
+    output.records.eval_record_json). Resuming reads the lines back as dicts (read_records)."""
+
+    id: str
+    problem: str
+    reference: str | None
+    answer: str | None  # the majority
+    correct: bool
+    n: int  # samples drawn (those a stop rule cancelled not counted)
+    c: int  # of them correct
+    no_answer: int
+    budget_hits: int
+    samples: list[GradedSample]
+    votes: list[VoteGroup] | None
+    confidence: float | None
+    completion_tokens: int
+    prompt_tokens: int
+    seconds: float
+    sampling: SamplingConfig
+    model: ModelInfo
+    error: str | None
+
+
+def eval_record(result: Result, k: int, timeout: float, save_completions: bool,
+                completions: list[str] | None = None) -> EvalRecord:
     """Per-problem record: each sample's answer and correctness, the vote, tokens, time."""
     from mathsolve.answers.equivalence import equivalent
 
-    samples = result.samples or [{
-        "sample": 0, "seed": result.sampling.get("seed"), "answer": result.answer,
-        "fallback": result.fallback, "completion_tokens": result.completion_tokens,
-        "finish_reason": result.finish_reason, "budget": result.budget}]
-    # Samples cancelled by --stop-when-decided were never drawn to the end: they count for
-    # neither pass@k nor the no-answer share (the vote they could not change stands).
-    drawn = [s for s in samples if s["finish_reason"] != "cancelled"]
+    samples = result.samples or [SampleResult(
+        0, result.sampling.seed, result.answer, result.fallback, result.completion_tokens,
+        result.finish_reason, result.budget)]
     verdicts: dict[str, bool | None] = {}
     if result.answer is not None and result.correct is not None:
         verdicts[result.answer] = result.correct  # solve() already compared the majority
-    for s in samples:
-        ans = s["answer"]
-        if ans is not None and ans not in verdicts:
-            verdicts[ans] = equivalent(result.reference, ans, timeout=timeout)
-        s["correct"] = verdicts.get(ans) if ans is not None else False
-    if save_completions and completions:
-        for s, text in zip(samples, completions):
-            s["completion"] = text
+    texts: list[str | None] = list(completions) if save_completions and completions else []
+    texts += [None] * (len(samples) - len(texts))
+    graded = []
+    for s, text in zip(samples, texts):
+        ans = s.answer
+        if ans is not None and ans not in verdicts:  # eval rows all have a reference
+            verdicts[ans] = (None if result.reference is None
+                             else equivalent(result.reference, ans, timeout=timeout))
+        graded.append(GradedSample(s, verdicts.get(ans) if ans is not None else False, text))
+    # Samples cancelled by --stop-when-decided were never drawn to the end: they count for
+    # neither pass@k nor the no-answer share (the vote they could not change stands).
+    drawn = [g for g in graded if g.sample.finish_reason != "cancelled"]
     majority = result.answer
-    return {
-        "id": result.id, "problem": result.problem, "reference": result.reference,
-        "answer": majority,
-        "correct": (verdicts.get(majority) is True) if majority is not None else False,
-        "n": len(drawn), "c": sum(1 for s in drawn if s["correct"] is True),
-        "no_answer": sum(1 for s in drawn if s["answer"] is None),
-        "budget_hits": sum(1 for s in drawn if s.get("budget")),
-        "samples": samples, "votes": result.votes, "confidence": result.confidence,
-        "completion_tokens": result.completion_tokens, "prompt_tokens": result.prompt_tokens,
-        "seconds": result.seconds, "sampling": result.sampling, "model": result.model,
-        "error": result.error,
-    }
+    return EvalRecord(
+        id=result.id, problem=result.problem, reference=result.reference, answer=majority,
+        correct=(verdicts.get(majority) is True) if majority is not None else False,
+        n=len(drawn), c=sum(1 for g in drawn if g.correct is True),
+        no_answer=sum(1 for g in drawn if g.sample.answer is None),
+        budget_hits=sum(1 for g in drawn if g.sample.budget),
+        samples=graded, votes=result.votes, confidence=result.confidence,
+        completion_tokens=result.completion_tokens, prompt_tokens=result.prompt_tokens,
+        seconds=result.seconds, sampling=result.sampling, model=result.model,
+        error=result.error)
 
 
 # ---------------------------------------------------------------- summary
@@ -157,10 +193,6 @@ class Summary:
     samples_per_problem: float  # samples drawn (those a stop rule cancelled not counted)
     budget_hit: float  # share of drawn samples steered by --thinking-budget / --time-limit
     subjects: dict[str, tuple[int, float]]  # subject -> (problems, accuracy)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "pass_at": {str(k): v for k, v in self.pass_at.items()},
-                "subjects": {s: {"problems": n, "accuracy": a} for s, (n, a) in self.subjects.items()}}
 
 
 def summarise(records: Iterable[dict[str, Any]]) -> Summary:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+from mathsolve.output.records import result_json
 from mathsolve.solving.inputs import Problem
 from mathsolve.solving.solve import Result
 
@@ -56,13 +57,13 @@ def _no_answer_reason(result: Result) -> str:
 
 def budget_words(result: Result) -> str | None:
     """What a budget did to this result, in words for the panel (None: no sample hit one)."""
-    hits = [s["budget"] for s in result.samples if s.get("budget")] if result.samples else \
+    hits = [s.budget for s in result.samples if s.budget] if result.samples else \
         ([result.budget] if result.budget else [])
     if not hits:
         return None
     first = hits[0]
-    what = ("time limit" if first["hit"] == "time_limit" else "thinking budget")
-    where = f"after {first['at']} tokens" + (" of reasoning" if first["in_think"] else "")
+    what = ("time limit" if first.hit == "time_limit" else "thinking budget")
+    where = f"after {first.at} tokens" + (" of reasoning" if first.in_think else "")
     if result.samples:
         return f"{len(hits)} of {len(result.samples)} samples reached the {what} and were steered to an answer"
     return f"reached the {what} {where}; steered to an answer"
@@ -100,7 +101,7 @@ class JsonRenderer(PlainRenderer):
     def end(self, result: Result) -> None:
         if self.show_reasoning:
             self.err.write("\n")
-        self.out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        self.out.write(json.dumps(result_json(result), ensure_ascii=False) + "\n")
         self.out.flush()
 
 
@@ -202,8 +203,8 @@ class TerminalRenderer(Renderer):
             subtitle.append(result.support if result.confidence is None
                             else f"{result.support} · confidence {result.confidence:.0%}")
         if result.check:
-            subtitle.append(f"{result.check['status']}: {result.check['reason']}"
-                            if result.check.get("reason") else result.check["status"])
+            subtitle.append(f"{result.check.status}: {result.check.reason}"
+                            if result.check.reason else result.check.status)
         if result.fallback:
             subtitle.append("no \\boxed{}: taken from the text")
         self.console.print(Panel(Text(body), title="Answer", title_align="left", border_style=style,

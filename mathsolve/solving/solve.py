@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from mathsolve.answers.equivalence import equivalent
 from mathsolve.answers.extract import Extraction, extract
-from mathsolve.answers.vote import Vote, vote_confidence
+from mathsolve.answers.verify import Check
+from mathsolve.answers.vote import Vote, VoteGroup, vote_confidence
 from mathsolve.answers.vote import vote as vote_answers
 from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
-from mathsolve.engine.decode import Completion, FinishReason, TextEvent
+from mathsolve.engine.decode import BudgetHit, Completion, FinishReason, TextEvent
+from mathsolve.engine.loading import ModelInfo
 from mathsolve.engine.protocol import EngineProtocol, InFlightEngine
 from mathsolve.solving.inputs import Problem
 
-__all__ = ["FINISHED", "Result", "SampleResult", "SolveOptions", "error_result", "finish", "solve",
-           "solve_many"]
+__all__ = ["FINISHED", "BudgetHit", "Check", "ModelInfo", "Result", "SampleResult", "SolveOptions",
+           "VoteGroup", "error_result", "finish", "solve", "solve_many"]
 
 PromptT = TypeVar("PromptT")
 OnProblemEvent = Callable[[int, TextEvent], None]
@@ -25,22 +27,26 @@ OnProblemEvent = Callable[[int, TextEvent], None]
 FINISHED: tuple[FinishReason, ...] = ("stop", "length")  # samples that ran to their end; only they vote
 
 
-@dataclass
+@dataclass(frozen=True)
 class SampleResult:
-    """One sample of a problem, as recorded in `samples` of a JSON result."""
+    """One sample of a problem (`samples` of a result with K > 1)."""
 
     sample: int
     seed: int
     answer: str | None
     fallback: bool
     completion_tokens: int
-    finish_reason: FinishReason
-    budget: dict[str, Any] | None = None  # where the budget was hit: {"hit", "at", "in_think"}
+    finish_reason: FinishReason | None  # None only in an eval record of a problem that errored
+    budget: BudgetHit | None = None  # where the budget was hit (None: it was not)
 
 
 @dataclass
 class Result:
-    """Everything known about one solved (or failed) problem; one JSON line."""
+    """Everything known about one solved (or failed) problem: typed parts, no JSON here.
+
+    output.records.result_json gives its JSON line (the record `mathsolve --json` prints).
+    `votes` are the vote's groups with `samples` numbered among all K samples.
+    """
 
     id: str
     problem: str
@@ -50,37 +56,29 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
-    model: dict[str, Any] = field(default_factory=dict)
-    sampling: dict[str, Any] = field(default_factory=dict)
+    model: ModelInfo = field(kw_only=True)
+    sampling: SamplingConfig = field(kw_only=True)
     fallback: bool = False
-    check: dict[str, Any] | None = None
+    check: Check | None = None
     error: str | None = None
     reference: str | None = None
     correct: bool | None = None
     support: str | None = None
     confidence: float | None = None  # the vote's posterior that its leader is the majority
-    budget: dict[str, Any] | None = None  # the shown sample's budget hit (None: not hit)
-    samples: list[dict[str, Any]] | None = None
-    votes: list[dict[str, Any]] | None = None
+    budget: BudgetHit | None = None  # the shown sample's budget hit (None: not hit)
+    samples: list[SampleResult] | None = None
+    votes: list[VoteGroup] | None = None
     texts: list[str] = field(default_factory=list)  # every sample's text; not in JSON
 
     @property
     def answered(self) -> bool:
         return self.error is None and self.answer is not None
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["texts"]
-        for key in ("samples", "votes", "support", "confidence", "reference", "correct"):
-            if data[key] is None:
-                del data[key]
-        return data
 
-
-def error_result(problem: Problem, message: str, model: dict[str, Any],
+def error_result(problem: Problem, message: str, model: ModelInfo,
                  sampling: SamplingConfig) -> Result:
     return Result(id=problem.id, problem=problem.text, error=message, model=model,
-                  sampling=sampling.to_dict(), reference=problem.reference)
+                  sampling=sampling, reference=problem.reference)
 
 
 def sample_seeds(sampling: SamplingConfig, options: SolveOptions) -> list[SamplingConfig]:
@@ -108,7 +106,7 @@ def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | Non
 
 
 def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingConfig,
-          options: SolveOptions, model: dict[str, Any],
+          options: SolveOptions, model: ModelInfo,
           on_event: Callable[[TextEvent], None] | None = None) -> Result:
     """Solve one problem: K samples (K >= 1), the answer of each, a vote, a sympy check."""
     start = time.perf_counter()
@@ -126,7 +124,7 @@ def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingC
 
 def solve_many(engine: InFlightEngine, problems: list[Problem],
                seeding: Callable[[Problem], SamplingConfig], options: SolveOptions,
-               model: dict[str, Any], on_result: Callable[[int, Result], None], *,
+               model: ModelInfo, on_result: Callable[[int, Result], None], *,
                parallel: int | None = None, on_event: OnProblemEvent | None = None) -> None:
     """Several problems with their samples in one batch (problems in flight): on_result(i,
     result) for problems[i] as soon as it is finished, in the order they finish. A problem
@@ -170,7 +168,7 @@ def _for_problem(on_event: OnProblemEvent | None,
 
 
 def finish(problem: Problem, completions: list[Completion], sampling: SamplingConfig,
-           options: SolveOptions, model: dict[str, Any], start: float) -> Result:
+           options: SolveOptions, model: ModelInfo, start: float) -> Result:
     """Completions -> Result: every sample's answer, the vote of the finished ones, the check.
 
     Samples that did not finish (cancelled by --stop-when-decided, interrupted) have no
@@ -179,8 +177,8 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
     extractions = [extract(c.text, complete=c.finish_reason == "stop")
                    if c.finish_reason in FINISHED else Extraction(None)
                    for c in completions]
-    result = Result(id=problem.id, problem=problem.text, model=model,
-                    sampling=sampling.to_dict(), reference=problem.reference)
+    result = Result(id=problem.id, problem=problem.text, model=model, sampling=sampling,
+                    reference=problem.reference)
     result.texts = [c.text for c in completions]
     result.prompt_tokens = completions[0].prompt_tokens
     result.completion_tokens = sum(c.completion_tokens for c in completions)
@@ -188,7 +186,7 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
         only, ext = completions[0], extractions[0]
         result.answer, result.fallback = ext.answer, ext.fallback
         result.completion, result.finish_reason = only.text, only.finish_reason
-        result.budget = only.budget_record()
+        result.budget = only.budget_hit()
     else:
         voters = [i for i, c in enumerate(completions) if c.finish_reason in FINISHED]
         vote = vote_answers([extractions[i].answer for i in voters], timeout=options.check_timeout)
@@ -196,22 +194,21 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
         if vote.answer is not None:  # of the K samples asked for; unfinished ones never agree
             result.support = f"{vote.count}/{len(completions)} samples"
             result.confidence = round(vote_confidence(vote) or 0.0, 4)
-        result.samples = [asdict(SampleResult(c.sample, c.seed, e.answer, e.fallback,
-                                              c.completion_tokens, c.finish_reason,
-                                              c.budget_record()))
+        result.samples = [SampleResult(c.sample, c.seed, e.answer, e.fallback, c.completion_tokens,
+                                       c.finish_reason, c.budget_hit())
                           for c, e in zip(completions, extractions)]
-        result.votes = [{"answer": g.answer, "count": g.count,
-                         "samples": [voters[i] for i in g.samples]} for g in vote.groups]
+        # the groups' samples renumbered from the voters' order to the K samples'
+        result.votes = [VoteGroup(g.answer, g.count, tuple(voters[i] for i in g.samples))
+                        for g in vote.groups]
         winners = [voters[i] for i in vote.groups[0].samples] if vote.groups else []
         best = completions[winners[0]] if winners else completions[0]  # shown for the vote
         result.completion, result.finish_reason = best.text, best.finish_reason
-        result.budget = best.budget_record()
+        result.budget = best.budget_hit()
         result.fallback = bool(winners) and all(extractions[i].fallback for i in winners)
     if result.answer is not None and options.check:
         from mathsolve.answers import verify
 
-        chk = verify.check(problem.text, result.answer, timeout=options.check_timeout)
-        result.check = {"status": chk.status, "reason": chk.reason}
+        result.check = verify.check(problem.text, result.answer, timeout=options.check_timeout)
     if problem.reference is not None and result.answer is not None:
         result.correct = equivalent(problem.reference, result.answer, timeout=options.check_timeout)
     result.seconds = round(time.perf_counter() - start, 3)
