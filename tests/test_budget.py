@@ -65,7 +65,9 @@ def test_without_a_budget_nothing_is_steered(smol_engine):
 
 def test_a_time_limit_steers_the_running_samples(smol_engine):
     prompt = smol_engine.render(LONG)
-    samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.2)
+    # 2 s: far less than 800 tokens take (~9 s here), far more than the prompt's prefill even on
+    # a loaded machine (with 0.2 s a descheduled prefill left the second sample unstarted)
+    samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=2.0)
                  for i in range(2)]
     start = time.perf_counter()
     out = smol_engine.generate_many(prompt, samplings)
