@@ -210,7 +210,9 @@ class EngineConfig:
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
     kv_type: str = "f16"  # the KV cache's type: "f16", or "q8_0" (half the bytes; flash attention)
     kv_budget: int | None = None  # bytes the KV cache may take; None: engine.sizing's default
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Cells the KV cache may take, a stream per sample (no unified pool): the tests' way to
+    # make a run decode in groups; None: sized from memory (kv_budget, engine.sizing)
+    kv_budget_tokens: int | None = None
 
 
 @dataclass(frozen=True)

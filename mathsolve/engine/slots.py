@@ -70,7 +70,7 @@ class BatchSlots:
     def kv_plan(self, wanted: int, need: int) -> int | None:
         """The unified pool's cells for `wanted` samples of up to `need` tokens, or None for
         per-sample streams (sizing.kv_plan; the tests' kv_budget_tokens keeps streams)."""
-        if self._cfg.extra.get("kv_budget_tokens"):
+        if self._cfg.kv_budget_tokens:
             return None
         cells = sizing.round_up(need, sizing.KV_PAD)
         per_cell, budget = self._kv_bytes_per_cell(), self._cfg.kv_budget
@@ -94,10 +94,9 @@ class BatchSlots:
 
     def _fit(self, wanted: int, need: int, widest: int) -> int:
         cells = sizing.round_up(need, sizing.KV_PAD)
-        budget = self._cfg.extra.get("kv_budget_tokens")
         slots = sizing.sequences_that_fit(wanted, cells, self._kv_bytes_per_cell(),
                                           gpu=self._gpu_offload,
-                                          budget_cells=int(budget) if budget else None)
+                                          budget_cells=self._cfg.kv_budget_tokens or None)
         if slots < widest:
             self._warn(f"the KV cache for {widest} samples x {need} tokens does not fit; "
                        f"decoding them in groups of {slots}")
