@@ -34,6 +34,7 @@ from mathsolve.config import (
     SOLVE_OPTIONS,
     EngineConfig,
     ModelSpec,
+    Sampler,
     SamplingConfig,
     Settings,
     SolveOptions,
@@ -82,7 +83,7 @@ class Solver:
                  time_limit: float | None = None,
                  threads: int | None = None, gpu: bool = True, parallel: int | None = None,
                  kv_type: str = "f16", kv_budget: float | None = None,
-                 sampler: str = "auto", server: str | None = None, api_key: str | None = None,
+                 sampler: Sampler = "auto", server: str | None = None, api_key: str | None = None,
                  concurrency: int | None = None, offline: bool = False, pull: bool = False,
                  verbose: bool = False, on_note: Note | None = None) -> None:
         if server and api_key is None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from mathsolve.config import SamplerPath
 from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, PoolFull, SampleState, unstarted
 from mathsolve.errors import EngineError
 
@@ -31,11 +32,11 @@ class Slots(Protocol):
 
     def prepare_slot(self, slot: int, prompt: list[int], sibling: SampleState | None) -> float: ...
 
-    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState: ...
+    def new_sample(self, job: Job, index: int, slot: int, path: SamplerPath) -> SampleState: ...
 
     def decode_rows(self, rows: list[SampleState]) -> None: ...
 
-    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]: ...
+    def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]: ...
 
     def release(self, seq: SampleState) -> None: ...
 
@@ -50,7 +51,7 @@ OnDone = Callable[[Job], None]
 class Scheduler:
     """Runs jobs on `slots` sequences of an engine's context; `on_done(job)` as each ends."""
 
-    def __init__(self, context: Slots, slots: int, path: str, on_done: OnDone | None) -> None:
+    def __init__(self, context: Slots, slots: int, path: SamplerPath, on_done: OnDone | None) -> None:
         self.context = context
         self.path = path
         self.on_done = on_done

@@ -22,9 +22,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from mathsolve.config import MIN_CTX, SAMPLERS, EngineConfig, SamplingConfig
+from mathsolve.config import MIN_CTX, SAMPLERS, EngineConfig, SamplerPath, SamplingConfig
 from mathsolve.engine import sizing
 from mathsolve.engine.batch import OnDone, Scheduler
 from mathsolve.engine.decode import (
@@ -74,7 +74,7 @@ class Engine:
         self._gpu_offload = gpu_offload
         self._warn = warn or (lambda message: None)
         self._threads = cfg.n_threads or physical_cores()
-        self._last_path = ""
+        self._last_path: SamplerPath | Literal[""] = ""  # "" before the first run
         self._text = Vocab(vocab)
         self._slots = SlotContext(cfg, model, self._text, n_vocab=self._n_vocab, threads=self._threads,
                                   gpu_offload=gpu_offload, warn=self._warn)
@@ -175,8 +175,8 @@ class Engine:
         return self._slots.prefilled
 
     @property
-    def last_sampler_path(self) -> str:
-        """The sampling path of the last run: "graph", "vector" or "chain"."""
+    def last_sampler_path(self) -> SamplerPath | Literal[""]:
+        """The sampling path of the last run: "graph", "vector" or "chain" ("" before one)."""
         return self._last_path
 
     @property
@@ -328,7 +328,7 @@ class Engine:
     def _sequence_cap(self) -> int:
         return sizing.MAX_SEQUENCES if self._gpu_offload else sizing.CPU_SEQUENCES
 
-    def choose_path(self, samplings: list[SamplingConfig]) -> str:
+    def choose_path(self, samplings: list[SamplingConfig]) -> SamplerPath:
         """The sampling path for these samplings (see sampling.choose_path)."""
         import llama_cpp
 

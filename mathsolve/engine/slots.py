@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mathsolve.config import EngineConfig
+from mathsolve.config import EngineConfig, SamplerPath
 from mathsolve.engine import sizing
 from mathsolve.engine.decode import InterruptibleDecode, Job, PoolFull, SampleState, Vocabulary, sampler_chain
 from mathsolve.errors import EngineError
@@ -275,7 +275,7 @@ class SlotContext:
             b.n_tokens = len(chunk)
             self._decode()
 
-    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState:
+    def new_sample(self, job: Job, index: int, slot: int, path: SamplerPath) -> SampleState:
         sampling = job.samplings[index]
         limit = min(self._cfg.n_ctx, self._ctx_cells)
         chain = None
@@ -327,7 +327,7 @@ class SlotContext:
                 seq.unfeed()
             raise
 
-    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]:
+    def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]:
         import llama_cpp
 
         if path == "vector":
