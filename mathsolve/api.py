@@ -48,6 +48,7 @@ from mathsolve.solving.inputs import Problem, check_text
 from mathsolve.solving.solve import Result, error_result, solve, solve_many
 
 if TYPE_CHECKING:
+    from mathsolve.models.cache import Stages
     from mathsolve.output.render import Renderer
 
 __all__ = ["Solver", "extract_answer", "grade"]
@@ -104,7 +105,7 @@ class Solver:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, note: Note | None = None, pull: bool = False,
-                      stages: Callable[[str, int, int], None] | None = None) -> Solver:
+                      stages: Stages | None = None) -> Solver:
         """A Solver from settings built elsewhere (the CLI's options); `stages` shows the
         conversion phases of a pull on a terminal."""
         solver = cls.__new__(cls)
@@ -112,7 +113,7 @@ class Solver:
         return solver
 
     def _start(self, settings: Settings, *, note: Note | None, pull: bool,
-               stages: Callable[[str, int, int], None] | None) -> None:
+               stages: Stages | None) -> None:
         from mathsolve.engine.loading import open_engine
         from mathsolve.output.records import model_json
 
