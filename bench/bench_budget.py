@@ -95,8 +95,8 @@ def memory(model: Path, threads: int | None) -> None:
           f"after preemption: {three[2]} (0: all 8 ran at once)")
     cfg = EngineConfig(str(model), n_ctx=8192, n_threads=threads)
     with Engine.load(cfg) as engine:
-        pool32 = engine.kv_plan(32, 8192)
-        cell = engine._kv_bytes_per_cell()
+        pool32 = engine.slots.kv_plan(32, 8192)
+        cell = engine.slots.kv_bytes_per_cell()
     print(f"K=32 at --ctx 8192: pool of {pool32} cells = {(pool32 or 0) * cell / 1e9:.2f} GB "
           f"(streams would take {32 * 8192 * cell / 1e9:.1f} GB; target <= 8 GB)")
 

@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from .arch import Hparams, add_hparams, parse_config
 from .checkpoint import read_json, read_tensors
@@ -29,7 +30,10 @@ from .tensors import (
 )
 from .vocab import Vocab, add_special_vocab, load_vocab
 
-Progress = Callable[[str, int, int], None]
+# The phases this converter reports as (stage, done, total); mathsolve.models.cache.Phase adds
+# the pull's "sha256" (this package imports nothing of mathsolve).
+Stage = Literal["read", "write", "quantize"]
+Progress = Callable[[Stage, int, int], None]
 METADATA_MARGIN = 64 << 20
 DISK_MARGIN = 64 << 20
 
@@ -145,7 +149,7 @@ def _write_gguf(path: Path, hf_dir: Path, hp: Hparams, vocab: Vocab, plan: list[
     writer.close()
 
 
-def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+def _stage(progress: Progress | None, stage: Stage) -> Callable[[int, int], None] | None:
     if progress is None:
         return None
     return lambda done, total: progress(stage, done, total)

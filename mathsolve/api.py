@@ -35,6 +35,7 @@ from mathsolve.config import (
     SOLVE_OPTIONS,
     EngineConfig,
     ModelSpec,
+    Sampler,
     SamplingConfig,
     Settings,
     SolveOptions,
@@ -50,6 +51,7 @@ from mathsolve.solving.inputs import Problem, check_text
 from mathsolve.solving.solve import error_result, solve, solve_many
 
 if TYPE_CHECKING:
+    from mathsolve.models.cache import Stages
     from mathsolve.output.render import Renderer
 
 __all__ = ["Result", "Solver", "extract_answer", "grade"]
@@ -109,7 +111,7 @@ class Solver:
                  time_limit: float | None = None,
                  threads: int | None = None, gpu: bool = True, parallel: int | None = None,
                  kv_type: str = "f16", kv_budget: float | None = None,
-                 sampler: str = "auto", server: str | None = None, api_key: str | None = None,
+                 sampler: Sampler = "auto", server: str | None = None, api_key: str | None = None,
                  concurrency: int | None = None, offline: bool = False, pull: bool = False,
                  verbose: bool = False, on_note: Note | None = None) -> None:
         if server and api_key is None:
@@ -130,7 +132,7 @@ class Solver:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, note: Note | None = None, pull: bool = False,
-                      stages: Callable[[str, int, int], None] | None = None) -> Solver:
+                      stages: Stages | None = None) -> Solver:
         """A Solver from settings built elsewhere (the CLI's options); `stages` shows the
         conversion phases of a pull on a terminal."""
         solver = cls.__new__(cls)
@@ -138,7 +140,7 @@ class Solver:
         return solver
 
     def _start(self, settings: Settings, *, note: Note | None, pull: bool,
-               stages: Callable[[str, int, int], None] | None) -> None:
+               stages: Stages | None) -> None:
         from mathsolve.engine.loading import open_engine
 
         validate(settings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 # Defaults: Qwen's own recommendation for Qwen3 thinking mode (temperature 0.6, top_p 0.95,
 # top_k 20, min_p 0; never greedy). The model was trained and evaluated at temperature 1.0:
@@ -20,7 +20,11 @@ DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
 DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
-SAMPLERS = ("auto", "graph", "vector", "chain")  # where tokens are drawn: see engine.sampling.choose_path
+# Where tokens are drawn (engine.sampling.choose_path): the path a run takes, and --sampler,
+# which names one or leaves the choice to the engine ("auto"). One list each.
+SamplerPath = Literal["graph", "vector", "chain"]
+Sampler = Literal["auto", SamplerPath]
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)  # ("auto", "graph", "vector", "chain")
 KV_TYPES = ("f16", "q8_0")  # --kv-type
 # Budgets (--thinking-budget, --time-limit): a sample at its budget is steered to an answer.
 # Inside an open <think> block it gets Qwen's documented sentence (Qwen3 docs, "thinking
@@ -203,11 +207,13 @@ class EngineConfig:
     n_threads: int | None = None  # None: physical core count
     gpu: bool = True  # offload all layers when the build supports it
     verbose: bool = False
-    sampler: str = "auto"  # "auto", "graph", "vector" or "chain": see engine.sampling.choose_path
+    sampler: Sampler = "auto"  # see engine.sampling.choose_path
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
     kv_type: str = "f16"  # the KV cache's type: "f16", or "q8_0" (half the bytes; flash attention)
     kv_budget: int | None = None  # bytes the KV cache may take; None: engine.sizing's default
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Cells the KV cache may take, a stream per sample (no unified pool): the tests' way to
+    # make a run decode in groups; None: sized from memory (kv_budget, engine.sizing)
+    kv_budget_tokens: int | None = None
 
 
 @dataclass(frozen=True)

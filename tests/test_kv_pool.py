@@ -42,7 +42,7 @@ def test_a_3_gb_budget_runs_8_samples_of_256_tokens_at_once():
 @pytest.fixture(scope="module")
 def cell_bytes(smollm2_gguf: Path) -> int:
     with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=1024, n_threads=2)) as engine:
-        return engine._kv_bytes_per_cell()
+        return engine.slots.kv_bytes_per_cell()
 
 
 def run(gguf: Path, n: int, max_tokens: int, **cfg) -> tuple[list, Engine]:

@@ -10,9 +10,9 @@ from mathsolve.engine.llama import Engine, GenerationInterrupted, TextEvent
 PROBLEM = "Write a long story about a dragon."
 
 
-def _engine_for(request, which: str, **extra) -> Engine:
+def _engine_for(request, which: str) -> Engine:
     path = request.getfixturevalue("smollm2_gguf" if which == "smollm2" else "tiny_qwen3_gguf")
-    return Engine.load(EngineConfig(str(path), n_ctx=512, gpu=False, extra=extra))
+    return Engine.load(EngineConfig(str(path), n_ctx=512, gpu=False))
 
 
 MODELS = ["smollm2", "tiny-qwen3"]
@@ -78,7 +78,7 @@ def test_events_carry_their_sample_index(engine):
 def test_small_kv_budget_falls_back_to_groups_with_a_note(request, smollm2_gguf):
     notes: list[str] = []
     small = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False,
-                                     extra={"kv_budget_tokens": 512}), warn=notes.append)
+                                     kv_budget_tokens=512), warn=notes.append)
     full = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False))
     with small, full:
         prompt = full.render(PROBLEM)

@@ -20,22 +20,23 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from mathsolve.config import SamplerPath
 from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, PoolFull, SampleState, unstarted
 from mathsolve.errors import EngineError
 
 
 class Slots(Protocol):
-    """What the scheduler asks of the engine (llama.Engine implements it, with slots.BatchSlots)."""
+    """What the scheduler asks of the engine's context (slots.SlotContext implements it)."""
 
     def best_slot(self, free: list[int], prefix: list[int]) -> int: ...
 
     def prepare_slot(self, slot: int, prompt: list[int], sibling: SampleState | None) -> float: ...
 
-    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState: ...
+    def new_sample(self, job: Job, index: int, slot: int, path: SamplerPath) -> SampleState: ...
 
     def decode_rows(self, rows: list[SampleState]) -> None: ...
 
-    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]: ...
+    def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]: ...
 
     def release(self, seq: SampleState) -> None: ...
 
@@ -50,8 +51,8 @@ OnDone = Callable[[Job], None]
 class Scheduler:
     """Runs jobs on `slots` sequences of an engine's context; `on_done(job)` as each ends."""
 
-    def __init__(self, engine: Slots, slots: int, path: str, on_done: OnDone | None) -> None:
-        self.engine = engine
+    def __init__(self, context: Slots, slots: int, path: SamplerPath, on_done: OnDone | None) -> None:
+        self.context = context
         self.path = path
         self.on_done = on_done
         self.free = list(range(slots))
@@ -80,18 +81,18 @@ class Scheduler:
             raise GenerationInterrupted(self._abandon()) from None
         finally:
             for seq in self.live + self.preempted:
-                self.engine.release(seq)
+                self.context.release(seq)
             self.live = []
             self.preempted = []
 
     def _step(self) -> None:
         self._deadlines()
         try:
-            self.engine.decode_rows(self.live)
+            self.context.decode_rows(self.live)
         except PoolFull:
             self._preempt()
             return
-        tokens = self.engine.sample_rows(self.live, self.path)
+        tokens = self.context.sample_rows(self.live, self.path)
         ended = []
         for seq, token in zip(self.live, tokens):
             seq.accept(token)
@@ -107,7 +108,7 @@ class Scheduler:
             raise EngineError("the KV pool is full with a single sample; raise --kv-budget or lower --ctx")
         youngest = max(self.live, key=lambda s: s.order)
         self.live.remove(youngest)
-        self.engine.evict(youngest)
+        self.context.evict(youngest)
         self.preempted.append(youngest)
         self.freed = False
 
@@ -120,7 +121,7 @@ class Scheduler:
         while self.preempted:
             seq = self.preempted[0]
             try:
-                self.engine.restore(seq)
+                self.context.restore(seq)
             except PoolFull:
                 return False
             self.preempted.pop(0)
@@ -171,16 +172,16 @@ class Scheduler:
                 job.deadline = job.start + limit if limit else None
             job.started += 1
             sibling = next((s for s in self.live if s.job is job), None)
-            slot = self.engine.best_slot(self.free, job.tokens[:-1])
+            slot = self.context.best_slot(self.free, job.tokens[:-1])
             try:
-                job.prompt_seconds += self.engine.prepare_slot(slot, job.tokens, sibling)
+                job.prompt_seconds += self.context.prepare_slot(slot, job.tokens, sibling)
             except PoolFull:  # no room for its prompt now: it starts when a sample leaves
                 job.started -= 1
                 if not self.live:
                     raise EngineError("the KV pool cannot hold the prompt; raise --kv-budget") from None
                 return
             self.free.remove(slot)
-            seq = self.engine.new_sample(job, index, slot, self.path)
+            seq = self.context.new_sample(job, index, slot, self.path)
             seq.prompt_seconds = job.prompt_seconds
             seq.order = self.admitted
             self.admitted += 1
@@ -193,7 +194,7 @@ class Scheduler:
         for seq in ended:
             job = seq.job
             job.done[seq.sample] = seq.completion()
-            self.engine.release(seq)
+            self.context.release(seq)
             self.live.remove(seq)
             self.free.append(seq.seq_id)
             self.freed = True
@@ -214,7 +215,7 @@ class Scheduler:
         for seq in [s for s in self.live + self.preempted if s.job is job]:
             seq.end("cancelled")
             job.done[seq.sample] = seq.completion()
-            self.engine.release(seq)
+            self.context.release(seq)
             if seq in self.live:
                 self.live.remove(seq)
             else:

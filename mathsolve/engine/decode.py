@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mathsolve.config import SamplingConfig
-from mathsolve.engine.stream import ThinkSplitter, Utf8Stream, think_open_at_end
+from mathsolve.engine.stream import EventKind, Piece, ThinkSplitter, Utf8Stream, think_open_at_end
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -23,11 +23,11 @@ StopWhen = Callable[[list["Completion"]], bool]
 
 @dataclass(frozen=True)
 class TextEvent:
-    """A piece of generated text; kind is "reasoning", "answer" or "tag"."""
+    """A piece of generated text; kind is "reasoning", "answer" or "tag" (stream.EventKind)."""
 
     sample: int
     text: str
-    kind: str
+    kind: EventKind
 
 
 # How a sample ended: ran to its end ("stop"), hit its token limit ("length"), stopped before
@@ -298,7 +298,7 @@ class SampleState:
             self.parts.append(text)
             self._emit(self.splitter.feed(text))
 
-    def _emit(self, pieces: list[tuple[str, str]]) -> None:
+    def _emit(self, pieces: list[Piece]) -> None:
         if self.on_event is not None:
             for kind, text in pieces:
                 self.on_event(TextEvent(self.sample, text, kind))

@@ -1,8 +1,8 @@
 """Engine: llama.cpp loads a GGUF, then decodes many samples of one or many prompts as a batch.
 
 Built on llama-cpp-python's low-level API because the high-level `Llama` decodes a single
-sequence. batch.Scheduler decides which sample runs on which sequence (slot) and when; this
-module does what touches llama.cpp, in named steps:
+sequence. batch.Scheduler decides which sample runs on which sequence (slot) and when; the
+engine's slots.SlotContext (the context it holds) does what touches llama.cpp, in named steps:
 
 * `prepare_slot`: give a slot the prompt's KV minus its last token (kept from an earlier
   sample, copied from a running sibling, or prefilled in chunks that Ctrl-C can stop);
@@ -19,13 +19,12 @@ not grow with the number of samples.
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from mathsolve.config import MIN_CTX, SAMPLERS, STOP_TOKENS, EngineConfig, SamplingConfig
+from mathsolve.config import MIN_CTX, SAMPLERS, EngineConfig, SamplerPath, SamplingConfig
 from mathsolve.engine import sizing
 from mathsolve.engine.batch import OnDone, Scheduler
 from mathsolve.engine.decode import (
@@ -40,8 +39,9 @@ from mathsolve.engine.decode import (
 )
 from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging
 from mathsolve.engine.sizing import physical_cores
-from mathsolve.engine.slots import PROMPT_CHUNK, BatchSlots
+from mathsolve.engine.slots import PROMPT_CHUNK, SlotContext
 from mathsolve.engine.stream import think_open_at_end
+from mathsolve.engine.vocab import Vocab
 from mathsolve.errors import EngineError, InputError, ModelError
 from mathsolve.models.gguf_file import check_gguf_file
 
@@ -56,40 +56,28 @@ __all__ = ["Completion", "Engine", "GenerationInterrupted", "Job", "TextEvent", 
 Warn = Callable[[str], None]
 
 
-class Engine(BatchSlots):
-    """A loaded model plus one llama.cpp context, recreated only when it must grow."""
+class Engine:
+    """A loaded model, its vocabulary, and the slots of one llama.cpp context (SlotContext,
+    the context recreated only when it must grow)."""
 
     def __init__(self, cfg: EngineConfig, model: Any, *, load_seconds: float, gpu_offload: bool,
-                 warn: Warn | None) -> None:  # model: a llama_model pointer (see BatchSlots)
+                 warn: Warn | None) -> None:  # model: a llama_model pointer (ctypes)
         import llama_cpp
 
         if cfg.sampler not in SAMPLERS:
             raise EngineError(f"unknown sampler {cfg.sampler!r}: choose one of {', '.join(SAMPLERS)}")
         self._cfg = cfg
         self._model = model
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
-        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        self._n_vocab: int = llama_cpp.llama_vocab_n_tokens(vocab)
         self._load_seconds = load_seconds
         self._gpu_offload = gpu_offload
         self._warn = warn or (lambda message: None)
         self._threads = cfg.n_threads or physical_cores()
-        self._ctx = None
-        self._ctx_seqs = 0
-        self._ctx_cells = 0
-        self._ctx_graph = False
-        self._ctx_pool = None
-        self._batch = None
-        self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
-        self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
-        self._last_prefill = 0
-        self._last_path = ""
-        self._refused_noted = False
-        self._vector = None
-        self._logits = None  # (address, numpy view) of llama.cpp's logits buffer
-        self._pieces: dict[int, bytes] = {}
-        self._stops: dict[int, bool] = {}
-        self._cues: dict[tuple[bool, bool], list[int]] = {}
-        self._stop_ids = self._find_stop_ids()
+        self._last_path: SamplerPath | Literal[""] = ""  # "" before the first run
+        self._text = Vocab(vocab)
+        self._slots = SlotContext(cfg, model, self._text, n_vocab=self._n_vocab, threads=self._threads,
+                                  gpu_offload=gpu_offload, warn=self._warn)
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -126,10 +114,7 @@ class Engine(BatchSlots):
     def close(self) -> None:
         import llama_cpp
 
-        self._free_context()
-        if self._vector is not None:
-            self._vector.close()
-            self._vector = None
+        self._slots.close()
         if self._model is not None:
             llama_cpp.llama_model_free(self._model)
             self._model = None
@@ -180,51 +165,42 @@ class Engine(BatchSlots):
         return self._threads
 
     @property
-    def last_prefill_tokens(self) -> int:
-        """Prompt tokens the last run evaluated by prefill (the rest came from prefix reuse)."""
-        return self._last_prefill
+    def slots(self) -> SlotContext:
+        """The llama.cpp context's slots: its KV sizing and what its slots hold."""
+        return self._slots
 
     @property
-    def last_sampler_path(self) -> str:
-        """The sampling path of the last run: "graph", "vector" or "chain"."""
+    def last_prefill_tokens(self) -> int:
+        """Prompt tokens the last run evaluated by prefill (the rest came from prefix reuse)."""
+        return self._slots.prefilled
+
+    @property
+    def last_sampler_path(self) -> SamplerPath | Literal[""]:
+        """The sampling path of the last run: "graph", "vector" or "chain" ("" before one)."""
         return self._last_path
 
     @property
     def kv_bytes(self) -> int:
         """Bytes of KV cache the current context holds (0 before the first run)."""
-        import llama_cpp
-
-        if self._ctx is None:
-            return 0
-        cells: int = llama_cpp.llama_n_ctx(self._ctx)
-        return cells * self._kv_bytes_per_cell()
+        return self._slots.kv_bytes
 
     def kv_description(self) -> str:
         """What KV cache the last run chose, in words (-v)."""
-        gb = self.kv_bytes / 1e9
-        if self._ctx_pool is not None:
-            return (f"KV cache: one unified pool of {self._ctx_pool} tokens ({gb:.2f} GB, "
-                    f"{self._cfg.kv_type}) shared by up to {self._ctx_seqs} samples; the youngest "
-                    "is preempted when it fills")
-        return (f"KV cache: a stream of {self._ctx_cells} tokens per sample x {self._ctx_seqs} "
-                f"({gb:.2f} GB, {self._cfg.kv_type})")
+        return self._slots.kv_description()
 
     def kv_sequence_lengths(self) -> list[int]:
         """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
-        import llama_cpp
-
-        if self._ctx is None:
-            return []
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        return [llama_cpp.llama_memory_seq_pos_max(mem, s) + 1 for s in range(self._ctx_seqs)]
+        return self._slots.kv_sequence_lengths()
 
     def forget_prefixes(self) -> None:
         """Drop every slot's kept prompt, so the next prompt is evaluated whole (benchmarks)."""
-        import llama_cpp
+        self._slots.forget_prefixes()
 
-        if self._ctx is not None:
-            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-        self._slot_tokens = [[] for _ in self._slot_tokens]
+    def abort(self) -> None:
+        """From any thread: the decode running now (or the next one) returns at once and the
+        generate call raises GenerationInterrupted (an MCP request cancelled). Cleared when the
+        next generate call starts."""
+        self._slots.abort()
 
     def logits_of(self, tokens: list[int]) -> NDArray[np.float32]:
         """The logits after each of `tokens` (len x vocab), from a context of their own: what
@@ -265,57 +241,18 @@ class Engine(BatchSlots):
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text`: no BOS added, special tokens such as <|im_start|> parsed."""
-        import llama_cpp
-
-        data = text.encode("utf-8")
-        size = len(data) + 8
-        while True:
-            buf = (llama_cpp.llama_token * size)()
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, size, False, True)
-            if n >= 0:
-                return list(buf[:n])
-            size = -n
+        return self._text.tokenize(text)
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (special tokens rendered), possibly half a character."""
-        piece = self._pieces.get(token)
-        if piece is None:
-            import llama_cpp
-
-            buf = ctypes.create_string_buffer(64)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
-            if n < 0:
-                buf = ctypes.create_string_buffer(-n)
-                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
-            piece = self._pieces[token] = buf.raw[:n]
-        return piece
+        return self._text.token_bytes(token)
 
     def is_stop(self, token: int) -> bool:
-        stop = self._stops.get(token)
-        if stop is None:
-            import llama_cpp
-
-            stop = token in self._stop_ids or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
-            self._stops[token] = stop
-        return stop
+        return self._text.is_stop(token)
 
     def cue_tokens(self, in_think: bool, at_start: bool = False) -> list[int]:
         """The budget cue's tokens (see config.budget_cue)."""
-        key = (in_think, at_start)
-        cue = self._cues.get(key)
-        if cue is None:
-            from mathsolve.config import budget_cue
-
-            cue = self._cues[key] = self.tokenize(budget_cue(in_think, at_start))
-        return cue
-
-    def _find_stop_ids(self) -> frozenset[int]:
-        ids = set()
-        for text in STOP_TOKENS:
-            toks = self.tokenize(text)
-            if len(toks) == 1:
-                ids.add(toks[0])
-        return frozenset(ids)
+        return self._text.cue_tokens(in_think, at_start)
 
     def prompt_tokens(self, prompt: str) -> list[int]:
         """The prompt's tokens, or an InputError when it is empty or does not fit the context."""
@@ -372,28 +309,24 @@ class Engine(BatchSlots):
             wanted = widest if len(jobs) == 1 else max(widest, min(total, self._sequence_cap()))
         path = self.choose_path([s for j in jobs for s in j.samplings])
         wanted = min(wanted, sizing.MAX_SEQUENCES)
-        pool = self.kv_plan(wanted, need)
-        slots = wanted if pool is not None else self._fit(wanted, need, widest)
-        self._last_prefill = 0
+        pool = self._slots.kv_plan(wanted, need)
+        slots = wanted if pool is not None else self._slots.fit(wanted, need, widest)
+        self._slots.prefilled = 0
         self._last_path = path
         try:
             with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
-                before = self._ctx
-                slots = self._ensure_context(slots, need, graph=path == "graph", pool=pool)
-                if self._cfg.verbose and self._ctx is not before:  # said once a context
-                    self._warn(self.kv_description())
+                slots = self._slots.ensure_context(slots, need, graph=path == "graph", pool=pool)
         except KeyboardInterrupt:
             first = jobs[0]
             raise GenerationInterrupted([unstarted(i, s, len(first.tokens))
                                          for i, s in enumerate(first.samplings)]) from None
-        if self._abort is not None:
-            self._abort[1][0] = b"\x00"  # an abort() of an earlier call is spent
-        Scheduler(self, slots, path, on_done).run(jobs)
+        self._slots.rearm()  # an abort() of an earlier call is spent
+        Scheduler(self._slots, slots, path, on_done).run(jobs)
 
     def _sequence_cap(self) -> int:
         return sizing.MAX_SEQUENCES if self._gpu_offload else sizing.CPU_SEQUENCES
 
-    def choose_path(self, samplings: list[SamplingConfig]) -> str:
+    def choose_path(self, samplings: list[SamplingConfig]) -> SamplerPath:
         """The sampling path for these samplings (see sampling.choose_path)."""
         import llama_cpp
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import EngineConfig, ModelSpec, SamplingConfig
 from mathsolve.engine.protocol import EngineProtocol
 from mathsolve.errors import MathsolveError
 
+if TYPE_CHECKING:
+    from mathsolve.models.cache import Stages
+
 Note = Callable[[str], None]
-Stages = Callable[[str, int, int], None]
 
 
 @dataclasses.dataclass(frozen=True)

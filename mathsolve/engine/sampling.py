@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mathsolve.config import SamplingConfig
+from mathsolve.config import Sampler, SamplerPath, SamplingConfig
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -42,19 +42,19 @@ _SUM_BLOCK = 1024  # columns per block of the full-vocabulary draw
 _CUT_NATS = 40.0  # full vocabulary: weights below e^-40 of the best are left out (see above)
 
 
-PATH_TEXT = {
+PATH_TEXT: dict[SamplerPath, str] = {
     "graph": "graph (llama.cpp samples inside its compute graph; only token ids leave the device)",
     "vector": "vector (every row of a step at once, numpy on all cores)",
     "chain": "chain (llama.cpp's sampler chain, one sample after another)",
 }
 
 
-def describe_path(path: str) -> str:
-    return PATH_TEXT.get(path, path)
+def describe_path(path: SamplerPath) -> str:
+    return PATH_TEXT[path]
 
 
-def choose_path(wanted: str, *, gpu: bool, graph_available: bool,
-                samplings: list[SamplingConfig]) -> str:
+def choose_path(wanted: Sampler, *, gpu: bool, graph_available: bool,
+                samplings: list[SamplingConfig]) -> SamplerPath:
     """The sampling path of a run. "auto": inside the graph on a GPU (only token ids cross to
     the host), else vectorised on the CPU where it applies, else llama.cpp's chain. An
     explicit choice is honoured where it can be (vector falls back to chain for top-p

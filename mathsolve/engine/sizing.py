@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
+from typing import Any
 
 KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ
@@ -89,6 +90,34 @@ def _ggml() -> ctypes.CDLL | None:
         except OSError:
             continue
     return None
+
+
+def kv_bytes_per_cell(model: Any, kv_type: str) -> int:
+    """Bytes of K and V one token takes in the cache of `model` (a llama_model pointer) when
+    the cache is of `kv_type` ("f16", or "q8_0": 34 bytes a block of 32 values)."""
+    import llama_cpp
+
+    n_layer: int = llama_cpp.llama_model_n_layer(model)
+    n_head = max(1, llama_cpp.llama_model_n_head(model))
+    n_head_kv: int = llama_cpp.llama_model_n_head_kv(model)
+    n_embd: int = llama_cpp.llama_model_n_embd(model)
+    head_dim = _meta_int(model, "attention.key_length") or n_embd // n_head
+    values = 2 * n_layer * n_head_kv * head_dim  # K and V
+    return values * 34 // 32 if kv_type == "q8_0" else values * 2
+
+
+def _meta_int(model: Any, suffix: str) -> int | None:
+    arch = _meta_str(model, "general.architecture")
+    value = _meta_str(model, f"{arch}.{suffix}") if arch else None
+    return int(value) if value and value.isdigit() else None
+
+
+def _meta_str(model: Any, key: str) -> str | None:
+    import llama_cpp
+
+    buf = ctypes.create_string_buffer(256)
+    n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, 256)
+    return buf.value.decode("utf-8", "replace") if n >= 0 else None
 
 
 def sequences_that_fit(wanted: int, cells: int, bytes_per_cell: int, *, gpu: bool,

@@ -1,6 +1,7 @@
 """Engine: the llama.cpp context's slots (batch.Slots): sizing, prefill, one decode a step.
 
-A mixin of engine.llama.Engine, which holds the model and the state declared below.
+engine.llama.Engine makes one SlotContext when it loads and holds it: the context, its batch,
+the KV sizing and the state of the slots live here, and batch.Scheduler drives them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mathsolve.config import EngineConfig
+from mathsolve.config import EngineConfig, SamplerPath
 from mathsolve.engine import sizing
-from mathsolve.engine.decode import InterruptibleDecode, Job, PoolFull, SampleState, sampler_chain
+from mathsolve.engine.decode import InterruptibleDecode, Job, PoolFull, SampleState, Vocabulary, sampler_chain
 from mathsolve.errors import EngineError
 
 if TYPE_CHECKING:
@@ -24,86 +25,116 @@ if TYPE_CHECKING:
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
 
 
-class BatchSlots:
-    """The slots side of Engine: a context of n_seq_max sequences, and what runs on them."""
+class SlotContext:
+    """A llama.cpp context of n_seq_max sequences (slots), made when a run needs one and made
+    again only when it must grow, and what runs on its slots (batch.Slots).
 
-    # Engine's methods that SampleState needs (decode.Vocabulary)
-    is_stop: Callable[[int], bool]
-    token_bytes: Callable[[int], bytes]
-    cue_tokens: Callable[[bool, bool], list[int]]
-    # llama.cpp's pointers and structs are Any: llama_cpp declares its pointer types as
-    # NewType(int) but hands out ctypes objects, and its ctypes functions are untyped to mypy.
-    _cfg: EngineConfig
-    _model: Any
-    _n_vocab: int
-    _threads: int
-    _gpu_offload: bool
-    _warn: Callable[[str], None]
-    _ctx: Any
-    _ctx_seqs: int
-    _ctx_cells: int
-    _ctx_graph: bool
-    _ctx_pool: int | None  # cells of the unified pool; None: a stream per slot
-    _outputs: list[int]  # the batch index of each row's output in the last decode_rows
-    _batch: Any
-    _slot_tokens: list[list[int]]
-    _attached: dict[int, object]
-    _last_prefill: int
-    _refused_noted: bool
-    _vector: BatchSampler | None
-    _logits: tuple[int | None, NDArray[np.float32]] | None  # (address, numpy view)
-    _abort: tuple[Any, Any] | None = None  # (native.flag_abort_callback, its flag buffer)
+    `model` is the engine's llama_model pointer (the engine frees it, after close()) and
+    `vocab` its vocabulary; the rest is how the engine was configured and loaded."""
+
+    def __init__(self, cfg: EngineConfig, model: Any, vocab: Vocabulary, *, n_vocab: int,
+                 threads: int, gpu_offload: bool, warn: Callable[[str], None]) -> None:
+        # llama.cpp's pointers and structs are Any: llama_cpp declares its pointer types as
+        # NewType(int) but hands out ctypes objects, and its ctypes functions are untyped to mypy.
+        self._cfg = cfg
+        self._model = model
+        self._vocab = vocab
+        self._n_vocab = n_vocab
+        self._threads = threads
+        self._gpu_offload = gpu_offload
+        self._warn = warn
+        self._ctx: Any = None
+        self._ctx_seqs = 0
+        self._ctx_cells = 0
+        self._ctx_graph = False
+        self._ctx_pool: int | None = None  # cells of the unified pool; None: a stream per slot
+        self._batch: Any = None
+        self._outputs: list[int] = []  # the batch index of each row's output in the last decode_rows
+        self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
+        self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
+        self._refused_noted = False
+        self._vector: BatchSampler | None = None
+        self._logits: tuple[int | None, NDArray[np.float32]] | None = None  # (address, numpy view)
+        self._abort: tuple[Any, Any] | None = None  # (native.flag_abort_callback, its flag buffer)
+        self.prefilled = 0  # prompt tokens evaluated by prefill since the run began (Engine.run resets it)
+
+    def close(self) -> None:
+        """Free the context, its batch and sampler chains, and the vector sampler's threads."""
+        self._free_context()
+        if self._vector is not None:
+            self._vector.close()
+            self._vector = None
+
+    # ---- what the context holds (Engine's diagnostics) -----------------------------------------
+
+    @property
+    def kv_bytes(self) -> int:
+        """Bytes of KV cache the current context holds (0 before the first run)."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return 0
+        cells: int = llama_cpp.llama_n_ctx(self._ctx)
+        return cells * self.kv_bytes_per_cell()
+
+    def kv_description(self) -> str:
+        """What KV cache the last run chose, in words (-v)."""
+        gb = self.kv_bytes / 1e9
+        if self._ctx_pool is not None:
+            return (f"KV cache: one unified pool of {self._ctx_pool} tokens ({gb:.2f} GB, "
+                    f"{self._cfg.kv_type}) shared by up to {self._ctx_seqs} samples; the youngest "
+                    "is preempted when it fills")
+        return (f"KV cache: a stream of {self._ctx_cells} tokens per sample x {self._ctx_seqs} "
+                f"({gb:.2f} GB, {self._cfg.kv_type})")
+
+    def kv_sequence_lengths(self) -> list[int]:
+        """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
+        import llama_cpp
+
+        if self._ctx is None:
+            return []
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        return [llama_cpp.llama_memory_seq_pos_max(mem, s) + 1 for s in range(self._ctx_seqs)]
+
+    def forget_prefixes(self) -> None:
+        """Drop every slot's kept prompt, so the next prompt is evaluated whole (benchmarks)."""
+        import llama_cpp
+
+        if self._ctx is not None:
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+        self._slot_tokens = [[] for _ in self._slot_tokens]
 
     # ---- sizing and the context --------------------------------------------------------------
 
-    def _kv_bytes_per_cell(self) -> int:
-        import llama_cpp
-
-        n_layer: int = llama_cpp.llama_model_n_layer(self._model)
-        n_head = max(1, llama_cpp.llama_model_n_head(self._model))
-        n_head_kv: int = llama_cpp.llama_model_n_head_kv(self._model)
-        n_embd: int = llama_cpp.llama_model_n_embd(self._model)
-        head_dim = self._meta_int("attention.key_length") or n_embd // n_head
-        values = 2 * n_layer * n_head_kv * head_dim  # K and V
-        return values * 34 // 32 if self._cfg.kv_type == "q8_0" else values * 2  # q8_0: 34 B a block of 32
+    def kv_bytes_per_cell(self) -> int:
+        """Bytes of K and V one token takes in this model's cache (sizing.kv_bytes_per_cell)."""
+        return sizing.kv_bytes_per_cell(self._model, self._cfg.kv_type)
 
     def kv_plan(self, wanted: int, need: int) -> int | None:
         """The unified pool's cells for `wanted` samples of up to `need` tokens, or None for
         per-sample streams (sizing.kv_plan; the tests' kv_budget_tokens keeps streams)."""
-        if self._cfg.extra.get("kv_budget_tokens"):
+        if self._cfg.kv_budget_tokens:
             return None
         cells = sizing.round_up(need, sizing.KV_PAD)
-        per_cell, budget = self._kv_bytes_per_cell(), self._cfg.kv_budget
+        per_cell, budget = self.kv_bytes_per_cell(), self._cfg.kv_budget
         pool = sizing.kv_plan(wanted, cells, per_cell, gpu=self._gpu_offload, budget_bytes=budget)
         if pool is not None and budget is not None and pool * per_cell > budget:
             raise EngineError(f"--kv-budget {budget / 1e9:.2f} GB holds {budget // per_cell} "
                               f"tokens of KV, one sample needs {cells}; raise it or lower --ctx")
         return pool
 
-    def _meta_int(self, suffix: str) -> int | None:
-        arch = self._meta_str("general.architecture")
-        value = self._meta_str(f"{arch}.{suffix}") if arch else None
-        return int(value) if value and value.isdigit() else None
-
-    def _meta_str(self, key: str) -> str | None:
-        import llama_cpp
-
-        buf = ctypes.create_string_buffer(256)
-        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, 256)
-        return buf.value.decode("utf-8", "replace") if n >= 0 else None
-
-    def _fit(self, wanted: int, need: int, widest: int) -> int:
+    def fit(self, wanted: int, need: int, widest: int) -> int:
+        """Slots of `need` tokens that fit in memory (or in kv_budget_tokens), at most `wanted`."""
         cells = sizing.round_up(need, sizing.KV_PAD)
-        budget = self._cfg.extra.get("kv_budget_tokens")
-        slots = sizing.sequences_that_fit(wanted, cells, self._kv_bytes_per_cell(),
+        slots = sizing.sequences_that_fit(wanted, cells, self.kv_bytes_per_cell(),
                                           gpu=self._gpu_offload,
-                                          budget_cells=int(budget) if budget else None)
+                                          budget_cells=self._cfg.kv_budget_tokens or None)
         if slots < widest:
             self._warn(f"the KV cache for {widest} samples x {need} tokens does not fit; "
                        f"decoding them in groups of {slots}")
         return slots
 
-    def _ensure_context(self, seqs: int, need: int, *, graph: bool, pool: int | None = None) -> int:
+    def ensure_context(self, seqs: int, need: int, *, graph: bool, pool: int | None = None) -> int:
         """A context with >= seqs slots of >= need cells each (a stream per slot), or with
         `pool` cells that seqs slots share (unified); returns the slots usable."""
         import llama_cpp
@@ -149,6 +180,8 @@ class BatchSlots:
         self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)  # unified: the whole pool
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
         self._slot_tokens = [[] for _ in range(seqs)]
+        if self._cfg.verbose:  # said once a context made (a reused one was said when made)
+            self._warn(self.kv_description())
         return seqs
 
     def _install_abort(self) -> None:
@@ -169,9 +202,14 @@ class BatchSlots:
     def abort(self) -> None:
         """From any thread: the decode running now (or the next one) returns at once and the
         generate call raises GenerationInterrupted (an MCP request cancelled). Cleared when the
-        next generate call starts."""
+        next generate call starts (rearm)."""
         if self._abort is not None:
             self._abort[1][0] = b"\x01"
+
+    def rearm(self) -> None:
+        """A new run starts: an abort() of an earlier call is spent."""
+        if self._abort is not None:
+            self._abort[1][0] = b"\x00"
 
     def _free_context(self) -> None:
         import llama_cpp
@@ -222,7 +260,7 @@ class BatchSlots:
             self._slot_tokens[slot] = []
             raise
         self._slot_tokens[slot] = list(want)
-        self._last_prefill += len(want) - common
+        self.prefilled += len(want) - common
         return time.perf_counter() - start
 
     def _prefill(self, slot: int, tokens: list[int], at: int) -> None:
@@ -239,7 +277,7 @@ class BatchSlots:
             b.n_tokens = len(chunk)
             self._decode()
 
-    def new_sample(self, job: Job, index: int, slot: int, path: str) -> SampleState:
+    def new_sample(self, job: Job, index: int, slot: int, path: SamplerPath) -> SampleState:
         sampling = job.samplings[index]
         limit = min(self._cfg.n_ctx, self._ctx_cells)
         chain = None
@@ -247,7 +285,7 @@ class BatchSlots:
             chain = sampler_chain(sampling)
             if path == "graph":
                 self._attach(slot, chain)
-        return SampleState(self, job, index, slot, min(sampling.max_tokens, limit - len(job.tokens)),
+        return SampleState(self._vocab, job, index, slot, min(sampling.max_tokens, limit - len(job.tokens)),
                            chain)
 
     def _attach(self, slot: int, chain: object) -> None:
@@ -291,7 +329,7 @@ class BatchSlots:
                 seq.unfeed()
             raise
 
-    def sample_rows(self, rows: list[SampleState], path: str) -> list[int]:
+    def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]:
         import llama_cpp
 
         if path == "vector":
@@ -366,7 +404,7 @@ class BatchSlots:
         except BaseException:
             self.evict(seq)
             raise
-        self._last_prefill += seq.pos - (seq.n_prompt - 1)
+        self.prefilled += seq.pos - (seq.n_prompt - 1)
 
     def _decode(self) -> None:
         import llama_cpp

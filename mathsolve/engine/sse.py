@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from mathsolve.engine.decode import Completion, FinishReason, TextEvent
-from mathsolve.engine.stream import TAG, THINK_CLOSE, THINK_OPEN, ThinkSplitter
+from mathsolve.engine.stream import REASONING, TAG, THINK_CLOSE, THINK_OPEN, EventKind, ThinkSplitter
 from mathsolve.errors import EngineError
 
 MAX_COMPLETION_BYTES = 4 * 1024 * 1024  # one streamed completion, all SSE bytes
@@ -99,7 +99,7 @@ class Accumulator:
         self.finish: str | None = None
         self.usage: dict[str, Any] = {}
 
-    def _emit(self, kind: str, text: str) -> None:
+    def _emit(self, kind: EventKind, text: str) -> None:
         self.call.inbox.put(("event", TextEvent(self.sample, text, kind)))
 
     def delta(self, delta: dict[str, Any]) -> None:
@@ -112,7 +112,7 @@ class Accumulator:
                 self.parts.append(THINK_OPEN)
                 self._emit(TAG, THINK_OPEN)
             self.parts.append(reasoning)
-            self._emit("reasoning", reasoning)
+            self._emit(REASONING, reasoning)
         if isinstance(content, str) and content:
             self._mark()
             self._close_reasoning()

@@ -8,10 +8,17 @@ any tail that could still become a tag and never emits a half tag as text.
 from __future__ import annotations
 
 import codecs
+from typing import Final, Literal
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-REASONING, ANSWER, TAG = "reasoning", "answer", "tag"
+# What a piece of streamed text is (decode.TextEvent.kind): inside <think>...</think>, outside
+# it, or the tag itself. The one list of event kinds; every kind field is typed with it.
+EventKind = Literal["reasoning", "answer", "tag"]
+REASONING: Final = "reasoning"
+ANSWER: Final = "answer"
+TAG: Final = "tag"
+Piece = tuple[EventKind, str]  # (kind, text)
 
 
 def think_open_at_end(prompt: str) -> bool:
@@ -30,10 +37,10 @@ class ThinkSplitter:
     def in_think(self) -> bool:
         return self._in_think
 
-    def feed(self, text: str) -> list[tuple[str, str]]:
+    def feed(self, text: str) -> list[Piece]:
         """Return (kind, text) pieces that are certain now; a possible partial tag waits."""
         self._pending += text
-        out: list[tuple[str, str]] = []
+        out: list[Piece] = []
         while True:
             tag, at = self._next_tag(self._pending)
             if tag is None:
@@ -47,14 +54,14 @@ class ThinkSplitter:
         self._pending = self._pending[len(self._pending) - keep :]
         return out
 
-    def flush(self) -> list[tuple[str, str]]:
+    def flush(self) -> list[Piece]:
         """Emit whatever is held back (generation ended inside a would-be tag)."""
-        out: list[tuple[str, str]] = []
+        out: list[Piece] = []
         self._emit(out, self._pending)
         self._pending = ""
         return out
 
-    def _emit(self, out: list[tuple[str, str]], text: str) -> None:
+    def _emit(self, out: list[Piece], text: str) -> None:
         if text:
             out.append((REASONING if self._in_think else ANSWER, text))
 

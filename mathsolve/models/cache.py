@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from mathsolve.config import DEFAULT_MODEL, QUANT_CHOICES
 from mathsolve.errors import ModelError, PullError, UsageError
@@ -39,7 +39,12 @@ USER_FILE_FIX = (f"re-download or re-convert it (`mathsolve convert`), or use a 
                  f"(`mathsolve pull {DEFAULT_MODEL}`)")
 
 Progress = Callable[[str], None]
-Stages = Callable[[str, int, int], None]  # (phase, done, total): "read", "write", "quantize", "sha256"
+# The phases of a conversion and a pull, as (phase, done, total) reports them: the converter's
+# "read" (the checkpoint checked), "write" (GGUF bytes) and "quantize" (tensors), then the
+# pull's "sha256" (bytes hashed). The one list of phases (mathsolve_convert's Stage names its
+# first three: it imports nothing of mathsolve).
+Phase = Literal["read", "write", "quantize", "sha256"]
+Stages = Callable[[Phase, int, int], None]
 
 
 class ModelNotCached(ModelError):

@@ -13,6 +13,7 @@ from mathsolve.errors import ModelError, PullError
 from mathsolve.models.cache import (
     GB,
     PARTIAL_PREFIX,
+    Phase,
     Progress,
     ResolvedModel,
     Stages,
@@ -82,9 +83,9 @@ def _clean_stale_downloads(dest: Path) -> list[Path]:
 
 def plain_stages(progress: Progress) -> Stages:
     """The converter's (stage, done, total) as a line per phase and per 10 % (piped output)."""
-    shown: dict[str, int] = {}
+    shown: dict[Phase, int] = {}
 
-    def report(stage: str, done: int, total: int) -> None:
+    def report(stage: Phase, done: int, total: int) -> None:
         step = done * 10 // total if total else 0
         if stage == "sha256" or shown.get(stage) == step:
             return
@@ -111,7 +112,7 @@ def _convert(src: Path, out: Path, quant: str, stages: Stages | None) -> None:
         raise PullError(f"writing {out.parent} failed: {exc.strerror or exc}{hint}") from exc
 
 
-def _bytes_of(stages: Stages | None, stage: str, total: int) -> Callable[[int], None] | None:
+def _bytes_of(stages: Stages | None, stage: Phase, total: int) -> Callable[[int], None] | None:
     """An `on_bytes(n)` callback that reports `stage` to `stages` as (done so far, total)."""
     if stages is None:
         return None

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-Stages = Callable[[str, int, int], None]
+if TYPE_CHECKING:
+    from mathsolve.models.cache import Phase, Stages
 
-TITLES = {"read": "read checkpoint", "write": "write GGUF", "quantize": "quantise (llama.cpp)",
-          "sha256": "sha256"}
-BYTE_PHASES = ("write", "sha256")
+TITLES: dict[Phase, str] = {"read": "read checkpoint", "write": "write GGUF",
+                            "quantize": "quantise (llama.cpp)", "sha256": "sha256"}
+BYTE_PHASES: tuple[Phase, ...] = ("write", "sha256")
 
 
 def wants_live_display() -> bool:
@@ -50,11 +51,11 @@ class PhaseDisplay:
         from rich.console import Console
 
         self._console = console or Console(stderr=True)
-        self._phase: str | None = None
+        self._phase: Phase | None = None
         self._bar: Any = None
         self._task: Any = None
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
+    def __call__(self, phase: Phase, done: int, total: int) -> None:
         if phase == self._phase and self._bar is None:
             return  # the phase has ended already
         if phase != self._phase:
@@ -65,7 +66,7 @@ class PhaseDisplay:
         if known and total and done >= total:
             self.close()
 
-    def _open(self, phase: str) -> None:
+    def _open(self, phase: Phase) -> None:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -90,7 +91,7 @@ class PhaseDisplay:
             columns += [TimeElapsedColumn()]
         self._bar = Progress(*columns, console=self._console, transient=False)
         self._bar.start()
-        self._task = self._bar.add_task(TITLES.get(phase, phase), total=None)
+        self._task = self._bar.add_task(TITLES[phase], total=None)
         self._phase = phase
 
     def close(self) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mathsolve.output.records import result_json
 from mathsolve.solving.inputs import Problem
 from mathsolve.solving.solve import Result
 
+if TYPE_CHECKING:
+    from mathsolve.engine.stream import EventKind
+
 REASONING_STYLE = "dim italic"
 TAG_STYLE = "bold magenta"
+EVENT_STYLES: dict[EventKind, str] = {"reasoning": REASONING_STYLE, "tag": TAG_STYLE}  # answers: plain
 
 
 def _console(file: TextIO) -> Any:
@@ -139,7 +143,7 @@ class TerminalRenderer(Renderer):
         if self._live is not None:
             self._sample_event(event)
         elif not self.hide_reasoning:
-            style = {"reasoning": REASONING_STYLE, "tag": TAG_STYLE}.get(event.kind)
+            style = EVENT_STYLES.get(event.kind)
             self.console.print(event.text, style=style, end="", markup=False)
 
     def _sample_event(self, event: Any) -> None:
