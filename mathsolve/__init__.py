@@ -14,10 +14,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Solver": "api", "extract_answer": "api", "grade": "api",
-    "Result": "api", "TextEvent": "engine.decode", "Grade": "answers.grade",
+    "Result": "api", "TextEvent": "engine.protocol", "Grade": "answers.grade",
     "Problem": "solving.inputs",
     "MathsolveError": "errors", "ModelError": "errors", "UsageError": "errors",
-    "InputError": "errors", "EngineError": "errors", "GenerationInterrupted": "engine.decode",
+    "InputError": "errors", "EngineError": "errors", "GenerationInterrupted": "engine.protocol",
 }
 __all__ = ["__version__", *_EXPORTS]
 

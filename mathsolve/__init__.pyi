@@ -4,8 +4,8 @@ from mathsolve.api import Result as Result
 from mathsolve.api import Solver as Solver
 from mathsolve.api import extract_answer as extract_answer
 from mathsolve.api import grade as grade
-from mathsolve.engine.decode import GenerationInterrupted as GenerationInterrupted
-from mathsolve.engine.decode import TextEvent as TextEvent
+from mathsolve.engine.protocol import GenerationInterrupted as GenerationInterrupted
+from mathsolve.engine.protocol import TextEvent as TextEvent
 from mathsolve.errors import EngineError as EngineError
 from mathsolve.errors import InputError as InputError
 from mathsolve.errors import MathsolveError as MathsolveError

@@ -41,9 +41,8 @@ from mathsolve.config import (
     SolveOptions,
     seed_for,
 )
-from mathsolve.engine.decode import GenerationInterrupted, TextEvent
 from mathsolve.engine.loading import ModelInfo
-from mathsolve.engine.protocol import EngineProtocol, InFlightEngine, RequestEngine
+from mathsolve.engine.protocol import EngineProtocol, GenerationInterrupted, InFlightEngine, RequestEngine, TextEvent
 from mathsolve.errors import InputError, MathsolveError, UsageError
 from mathsolve.solving import solve as solving
 from mathsolve.solving.background import Background, Checkpoint, Emit

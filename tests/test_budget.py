@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_ANSWER_CUE, BUDGET_THINK_CUE, EngineConfig, SamplingConfig
-from mathsolve.engine.decode import BudgetHit
 from mathsolve.engine.llama import Engine
 from mathsolve.engine.loading import ModelInfo
+from mathsolve.engine.protocol import BudgetHit
 
 LONG = "Tell me a very long story about a dragon, with many chapters."
 SAMPLING = dict(temperature=1.0, top_k=0, top_p=1.0)

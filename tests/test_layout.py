@@ -183,3 +183,17 @@ def _all_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             out.add(node.module)
     return out
+
+
+LOCAL_ENGINE = {"mathsolve.engine.llama", "mathsolve.engine.slots", "mathsolve.engine.batch",
+                "mathsolve.engine.decode", "mathsolve.engine.native", "mathsolve.engine.sampling",
+                "mathsolve.engine.sizing", "mathsolve.engine.loading"}
+
+
+@pytest.mark.parametrize("module", ["mathsolve.engine.protocol", "mathsolve.engine.sse",
+                                    "mathsolve.engine.server", "mathsolve.engine.chat",
+                                    "mathsolve.engine.stream"])
+def test_the_server_engine_and_the_shared_types_import_nothing_of_the_local_engine(module):
+    """The data both engines hand out lives in engine/protocol.py (issue 17): the server engine
+    reaches llama.cpp's engine through nothing, not even its types."""
+    assert not imports_of(MODULES[module]) & LOCAL_ENGINE

@@ -89,7 +89,7 @@ def _run_eval(request: EvalRequest, settings: Settings) -> ExitStatus:
 
     from mathsolve.api import Solver
     from mathsolve.cli.run import can_pull
-    from mathsolve.engine.decode import GenerationInterrupted
+    from mathsolve.engine.protocol import GenerationInterrupted
     from mathsolve.evaluation import evaluate
     from mathsolve.output.progress import live_stages
     from mathsolve.output.records import summary_json

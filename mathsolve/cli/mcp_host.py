@@ -24,9 +24,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from mathsolve.api import Solver
 from mathsolve.config import SamplingConfig, Settings, SolveOptions
-from mathsolve.engine.decode import TextEvent
 from mathsolve.engine.llama import Engine
-from mathsolve.engine.protocol import RequestEngine
+from mathsolve.engine.protocol import RequestEngine, TextEvent
 from mathsolve.errors import EngineError, MathsolveError
 from mathsolve.solving.background import Stopped
 from mathsolve.solving.inputs import Problem

@@ -74,7 +74,8 @@ def solve_in_flight(solver: Solver, problems: list[Problem], renderer: Renderer)
     """Piped or JSON output of several problems: all in flight in one batch, each printed in
     input order as soon as the ones before it are. On Ctrl-C, JSON records that finished out
     of order (they carry their id) are printed too; plain lines keep the order."""
-    from mathsolve.engine.decode import GenerationInterrupted, InterruptibleDecode
+    from mathsolve.engine.decode import InterruptibleDecode
+    from mathsolve.engine.protocol import GenerationInterrupted
     from mathsolve.output.render import JsonRenderer
 
     results: dict[int, Result] = {}

@@ -17,11 +17,11 @@ Scheduling depends only on token counts, never on time, so a run repeats exactly
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 from mathsolve.config import SamplerPath
-from mathsolve.engine.decode import Completion, GenerationInterrupted, Job, PoolFull, SampleState, unstarted
+from mathsolve.engine.decode import PoolFull, SampleState, unstarted
+from mathsolve.engine.protocol import Completion, GenerationInterrupted, Job, OnDone
 from mathsolve.errors import EngineError
 
 
@@ -45,7 +45,6 @@ class Slots(Protocol):
     def restore(self, seq: SampleState) -> None: ...
 
 
-OnDone = Callable[[Job], None]
 
 
 class Scheduler:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_THINK_CUE, SamplingConfig, budget_cue
-from mathsolve.engine.decode import Completion, TextEvent
+from mathsolve.engine.protocol import Completion, TextEvent
 from mathsolve.engine.stream import ThinkSplitter, think_open_at_end
 from mathsolve.errors import EngineError, UsageError
 

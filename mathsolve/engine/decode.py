@@ -1,86 +1,31 @@
-"""Engine: the per-sample side of decoding (events, completions, jobs, sampler chains).
+"""Engine: the per-sample side of decoding (sample state, UTF-8 and cues, sampler chains).
 
 Ctrl-C inside llama_decode is handled here too. batch.py schedules the samples and llama.py
-drives llama.cpp; the state of each sample and each prompt lives here, as plain data."""
+drives llama.cpp; the state of each sample lives here. The data every engine hands out
+(events, completions, jobs) is in protocol.py, which imports no engine."""
 
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mathsolve.config import SamplingConfig
-from mathsolve.engine.stream import EventKind, Piece, ThinkSplitter, Utf8Stream, think_open_at_end
+from mathsolve.engine.protocol import (
+    Completion,
+    FinishReason,
+    Job,
+    TextEvent,
+)
+from mathsolve.engine.stream import Piece, ThinkSplitter, Utf8Stream, think_open_at_end
 
 if TYPE_CHECKING:
     from types import FrameType
 
-OnEvent = Callable[["TextEvent"], None]
-StopWhen = Callable[[list["Completion"]], bool]
-
-
-@dataclass(frozen=True)
-class TextEvent:
-    """A piece of generated text; kind is "reasoning", "answer" or "tag" (stream.EventKind)."""
-
-    sample: int
-    text: str
-    kind: EventKind
-
-
-# How a sample ended: ran to its end ("stop"), hit its token limit ("length"), stopped before
-# its end ("interrupted", e.g. Ctrl-C), or cut off once the vote was decided ("cancelled").
-# The one list of finish reasons; every finish field is typed with it.
-FinishReason = Literal["stop", "length", "interrupted", "cancelled"]
-
-
-@dataclass(frozen=True)
-class BudgetHit:
-    """Where a sample was steered to an answer: by which budget, after how many tokens, and
-    whether inside an open <think> block (the `budget` of a result and of each sample)."""
-
-    hit: str  # "thinking_budget" or "time_limit"
-    at: int | None  # completion tokens generated when it was steered
-    in_think: bool
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One finished (or interrupted) sample. Stop tokens are neither in text nor counted."""
-
-    sample: int
-    seed: int
-    text: str
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    prompt_seconds: float
-    tokens: tuple[int, ...] = ()  # the token ids drawn (local engine), stop token included
-    budget: str | None = None  # "thinking_budget" or "time_limit" when the sample was steered
-    budget_at: int | None = None  # completion tokens generated when it was steered
-    budget_in_think: bool = False  # it was steered inside an open <think> block
-
-    def budget_hit(self) -> BudgetHit | None:
-        """Where the budget was hit, as results record it (None: it was not)."""
-        if self.budget is None:
-            return None
-        return BudgetHit(self.budget, self.budget_at, self.budget_in_think)
-
-
 class PoolFull(Exception):
     """The unified KV pool has no cells left for this decode (llama_decode returned 1, and
     nothing was decoded): the scheduler preempts a sample and tries again."""
-
-
-class GenerationInterrupted(KeyboardInterrupt):
-    """Ctrl-C during generation; carries every sample, unfinished ones marked "interrupted"."""
-
-    def __init__(self, completions: list[Completion]) -> None:
-        super().__init__("generation interrupted")
-        self.completions = completions
 
 
 class InterruptibleDecode:
@@ -148,31 +93,6 @@ class Vocabulary(Protocol):
     def cue_tokens(self, in_think: bool, at_start: bool, /) -> list[int]:
         """The tokens that steer a sample at its budget to an answer (see config.budget_cue)."""
         ...
-
-
-@dataclass(eq=False)
-class Job:
-    """One prompt and its K samplings, as batch.Scheduler runs them; `tag` is the caller's."""
-
-    tokens: list[int]
-    samplings: list[SamplingConfig]
-    in_think: bool = False
-    on_event: OnEvent | None = None
-    stop_when: StopWhen | None = None
-    tag: object = None
-    done: dict[int, Completion] = field(default_factory=dict)
-    started: int = 0
-    prompt_seconds: float = 0.0
-    cancelled: bool = False
-    start: float = 0.0  # when its first sample was admitted; samples' seconds count from here
-    deadline: float | None = None  # perf_counter time its samples are steered (--time-limit)
-
-    @property
-    def finished(self) -> bool:
-        return len(self.done) == len(self.samplings)
-
-    def completions(self) -> list[Completion]:
-        return [self.done[i] for i in range(len(self.samplings))]
 
 
 class SampleState:

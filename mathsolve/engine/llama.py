@@ -26,18 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mathsolve.config import MIN_CTX, SAMPLERS, EngineConfig, SamplerPath, SamplingConfig
 from mathsolve.engine import sizing
-from mathsolve.engine.batch import OnDone, Scheduler
-from mathsolve.engine.decode import (
-    Completion,
-    GenerationInterrupted,
-    InterruptibleDecode,
-    Job,
-    OnEvent,
-    StopWhen,
-    TextEvent,
-    unstarted,
-)
+from mathsolve.engine.batch import Scheduler
+from mathsolve.engine.decode import InterruptibleDecode, unstarted
 from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging
+from mathsolve.engine.protocol import Completion, GenerationInterrupted, Job, OnDone, OnEvent, StopWhen, TextEvent
 from mathsolve.engine.sizing import physical_cores
 from mathsolve.engine.slots import PROMPT_CHUNK, SlotContext
 from mathsolve.engine.stream import think_open_at_end

@@ -90,7 +90,7 @@ def _warm_up(engine: Any, samples: int, max_tokens: int | None) -> None:  # an e
     model here that was 19 + 15 ms of a 0.33 s problem; far more for 2.5 GB of 4B weights
     read from disk."""
     from mathsolve.config import SamplingConfig
-    from mathsolve.engine.decode import Job
+    from mathsolve.engine.protocol import Job
 
     try:
         prompt = engine.render("")

@@ -33,7 +33,7 @@ from mathsolve import __version__
 from mathsolve.config import SYSTEM_PROMPT, SamplingConfig
 from mathsolve.engine import chat
 from mathsolve.engine.chat import ChatPrompt, normalise_url
-from mathsolve.engine.decode import Completion, FinishReason, GenerationInterrupted, TextEvent
+from mathsolve.engine.protocol import Completion, FinishReason, GenerationInterrupted, TextEvent
 from mathsolve.engine.sse import (
     MAX_COMPLETION_BYTES,
     MAX_ERROR_BYTES,

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import EngineConfig, SamplerPath
 from mathsolve.engine import sizing
-from mathsolve.engine.decode import InterruptibleDecode, Job, PoolFull, SampleState, Vocabulary, sampler_chain
+from mathsolve.engine.decode import InterruptibleDecode, PoolFull, SampleState, Vocabulary, sampler_chain
+from mathsolve.engine.protocol import Job
 from mathsolve.errors import EngineError
 
 if TYPE_CHECKING:

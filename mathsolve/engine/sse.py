@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from mathsolve.engine.decode import Completion, FinishReason, TextEvent
+from mathsolve.engine.protocol import Completion, FinishReason, TextEvent
 from mathsolve.engine.stream import REASONING, TAG, THINK_CLOSE, THINK_OPEN, EventKind, ThinkSplitter
 from mathsolve.errors import EngineError
 

@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-# What a piece of streamed text is (decode.TextEvent.kind): inside <think>...</think>, outside
+# What a piece of streamed text is (protocol.TextEvent.kind): inside <think>...</think>, outside
 # it, or the tag itself. The one list of event kinds; every kind field is typed with it.
 EventKind = Literal["reasoning", "answer", "tag"]
 REASONING: Final = "reasoning"

@@ -14,8 +14,8 @@ from typing import Any
 from mathsolve.answers.verify import Check
 from mathsolve.answers.vote import VoteGroup
 from mathsolve.config import SamplingConfig
-from mathsolve.engine.decode import BudgetHit
 from mathsolve.engine.loading import ModelInfo
+from mathsolve.engine.protocol import BudgetHit
 from mathsolve.evaluation.evaluate import EvalRecord, GradedSample, Summary
 from mathsolve.solving.solve import Result, SampleResult
 

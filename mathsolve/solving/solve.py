@@ -13,9 +13,8 @@ from mathsolve.answers.verify import Check
 from mathsolve.answers.vote import Vote, VoteGroup, vote_confidence
 from mathsolve.answers.vote import vote as vote_answers
 from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
-from mathsolve.engine.decode import BudgetHit, Completion, FinishReason, TextEvent
 from mathsolve.engine.loading import ModelInfo
-from mathsolve.engine.protocol import EngineProtocol, InFlightEngine
+from mathsolve.engine.protocol import BudgetHit, Completion, EngineProtocol, FinishReason, InFlightEngine, TextEvent
 from mathsolve.solving.inputs import Problem
 
 __all__ = ["FINISHED", "BudgetHit", "Check", "ModelInfo", "Result", "SampleResult", "SolveOptions",
@@ -131,7 +130,7 @@ def solve_many(engine: InFlightEngine, problems: list[Problem],
     that cannot start (its prompt does not fit, say) gets its error Result at once.
     `on_event(i, event)` sees problems[i]'s text as it is drawn (the API stops a batch from
     there: an exception it raises ends the run as Ctrl-C does)."""
-    from mathsolve.engine.decode import Job
+    from mathsolve.engine.protocol import Job
     from mathsolve.engine.stream import think_open_at_end
     from mathsolve.errors import MathsolveError
 
