@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 
-def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
+def read_pty(fd: int, done: Callable[[bytes], bool], timeout: float) -> bytes:
+    """Read the pty until done(everything read so far) or the timeout (or the pty closes)."""
     seen = b""
     deadline = time.monotonic() + timeout
-    while marker not in seen and time.monotonic() < deadline:
+    while not done(seen) and time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
             try:
@@ -23,6 +25,10 @@ def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
             except OSError:
                 break
     return seen
+
+
+def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
+    return read_pty(fd, lambda seen: marker in seen, timeout)
 
 
 ESCAPE = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # CSI and two-byte escapes
@@ -31,19 +37,11 @@ ESCAPE = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # CSI and two-byte
 def read_until_text_after(fd: int, marker: bytes, timeout: float) -> bytes:
     """Read until `marker` and then visible text after it (not only escapes, CR, LF or spaces
     that readline writes when a line is entered): the first streamed piece of an answer."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def done(seen: bytes) -> bool:
         at = seen.find(marker)
-        if at >= 0 and ESCAPE.sub(b"", seen[at + len(marker):]).strip():
-            break
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen += os.read(fd, 65536)
-            except OSError:
-                break
-    return seen
+        return at >= 0 and bool(ESCAPE.sub(b"", seen[at + len(marker):]).strip())
+
+    return read_pty(fd, done, timeout)
 
 
 def test_interactive_loop_solves_lines_cancels_with_ctrl_c_and_quits_on_ctrl_d(
