@@ -45,8 +45,6 @@ class Slots(Protocol):
     def restore(self, seq: SampleState) -> None: ...
 
 
-
-
 class Scheduler:
     """Runs jobs on `slots` sequences of an engine's context; `on_done(job)` as each ends."""
 
