@@ -42,6 +42,8 @@ class Slots(Protocol):
 
     def evict(self, seq: SampleState) -> None: ...
 
+    def evict_prompt(self, seq: SampleState) -> bool: ...
+
     def restore(self, seq: SampleState) -> None: ...
 
 
@@ -101,8 +103,10 @@ class Scheduler:
     def _preempt(self) -> None:
         """The pool is full: the youngest running sample leaves it (its cells freed, its
         slot, tokens and sampler kept) and comes back when a sample finishes."""
-        if len(self.live) == 1:
-            raise EngineError("the KV pool is full with a single sample; raise --kv-budget or lower --ctx")
+        if len(self.live) == 1:  # the waiting samples' prompts go too, else nothing is left to free
+            if not [s for s in self.preempted if self.context.evict_prompt(s)]:
+                raise EngineError("the KV pool is full with a single sample; raise --kv-budget or lower --ctx")
+            return
         youngest = max(self.live, key=lambda s: s.order)
         self.live.remove(youngest)
         self.context.evict(youngest)

@@ -6,24 +6,20 @@ the KV sizing and the state of the slots live here, and batch.Scheduler drives t
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mathsolve.config import EngineConfig, SamplerPath
 from mathsolve.engine import sizing
 from mathsolve.engine.decode import InterruptibleDecode, PoolFull, SampleState, Vocabulary, sampler_chain
+from mathsolve.engine.layout import FreeCells, PoolLayout
 from mathsolve.engine.protocol import Job
+from mathsolve.engine.rows import RowSampler
 from mathsolve.errors import EngineError
 
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
-
-    from mathsolve.engine.sampling import BatchSampler
-
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
+RESTORE_CHUNK = 32  # restore() on the CPU: under llama.cpp's 64-row attention tile, as decode did
 
 
 class SlotContext:
@@ -40,7 +36,6 @@ class SlotContext:
         self._cfg = cfg
         self._model = model
         self._vocab = vocab
-        self._n_vocab = n_vocab
         self._threads = threads
         self._gpu_offload = gpu_offload
         self._warn = warn
@@ -49,22 +44,22 @@ class SlotContext:
         self._ctx_cells = 0
         self._ctx_graph = False
         self._ctx_pool: int | None = None  # cells of the unified pool; None: a stream per slot
+        self._layout: FreeCells = FreeCells()  # PoolLayout for a pool on the CPU (layout.py)
+        self._busy: set[int] = set()  # slots of samples started and not yet released
         self._batch: Any = None
         self._outputs: list[int] = []  # the batch index of each row's output in the last decode_rows
         self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
         self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
         self._refused_noted = False
-        self._vector: BatchSampler | None = None
-        self._logits: tuple[int | None, NDArray[np.float32]] | None = None  # (address, numpy view)
+        self._rows = RowSampler(n_vocab, threads)
         self._abort: tuple[Any, Any] | None = None  # (native.flag_abort_callback, its flag buffer)
         self.prefilled = 0  # prompt tokens evaluated by prefill since the run began (Engine.run resets it)
+        self.prompts_dropped = 0  # preempted samples that gave up their prompt's cells too (tests)
 
     def close(self) -> None:
         """Free the context, its batch and sampler chains, and the vector sampler's threads."""
         self._free_context()
-        if self._vector is not None:
-            self._vector.close()
-            self._vector = None
+        self._rows.close()
 
     # ---- what the context holds (Engine's diagnostics) -----------------------------------------
 
@@ -88,6 +83,11 @@ class SlotContext:
         return (f"KV cache: a stream of {self._ctx_cells} tokens per sample x {self._ctx_seqs} "
                 f"({gb:.2f} GB, {self._cfg.kv_type})")
 
+    @property
+    def compactions(self) -> int:
+        """Times the pool was compacted (layout.py) since the context was made."""
+        return self._layout.compactions
+
     def kv_sequence_lengths(self) -> list[int]:
         """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
         import llama_cpp
@@ -104,6 +104,7 @@ class SlotContext:
         if self._ctx is not None:
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
         self._slot_tokens = [[] for _ in self._slot_tokens]
+        self._layout.parked = False
 
     # ---- sizing and the context --------------------------------------------------------------
 
@@ -150,7 +151,8 @@ class SlotContext:
         while True:
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = pool or cells * seqs
-            params.n_seq_max = seqs
+            ordered = pool is not None and not self._gpu_offload
+            params.n_seq_max = seqs + 1 if ordered else seqs  # + the sequence parked cells go to
             params.n_batch = max(PROMPT_CHUNK, seqs)
             params.n_ubatch = max(PROMPT_CHUNK, seqs)
             params.n_threads = self._threads
@@ -176,8 +178,9 @@ class SlotContext:
             seqs = max(1, seqs // 2)
             self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
         self._ctx, self._ctx_seqs, self._ctx_graph, self._ctx_pool = ctx, seqs, graph, pool
+        self._layout = PoolLayout(seqs) if ordered else FreeCells()
         self._install_abort()
-        self._logits = None
+        self._rows.forget_logits()
         self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)  # unified: the whole pool
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
         self._slot_tokens = [[] for _ in range(seqs)]
@@ -227,6 +230,7 @@ class SlotContext:
             llama_cpp.llama_sampler_free(chain)
         self._attached = {}
         self._slot_tokens = []
+        self._busy = set()
 
     # ---- slots (batch.Slots) -------------------------------------------------------------------
 
@@ -240,35 +244,46 @@ class SlotContext:
 
         want = prompt[:-1]
         mem = llama_cpp.llama_get_memory(self._ctx)
+        layout = self._layout
         common = _common_prefix(self._slot_tokens[slot], want)
         if common < len(want) and sibling is not None:  # a running sibling holds the prompt
-            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
-            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, -1, -1)
+            layout.drop(mem, slot, -1)
+            upto = len(want) if self._ctx_pool is not None else -1  # streams copy whole (then cut)
+            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, 0 if upto > 0 else -1, upto)
             common = len(want)
-        if not llama_cpp.llama_memory_seq_rm(mem, slot, common, -1):
-            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            layout.copied(slot, sibling.seq_id, len(want))
+        elif common < len(want) or len(self._slot_tokens[slot]) != len(want):
+            layout.own(slot, len(want))  # prefilled here, or a longer kept prompt cut back
+        if not layout.drop(mem, slot, common):
+            layout.drop(mem, slot, -1)
             common = 0
         self._slot_tokens[slot] = want[:common]
         if common == len(want):
             self._slot_tokens[slot] = list(want)
             return 0.0
         start = time.perf_counter()
+        layout.filling = slot
         try:
             with InterruptibleDecode(self._ctx, self._abort):
                 self._prefill(slot, want, common)
         except BaseException:  # Ctrl-C or a failed decode: the slot's KV is not known to be whole
-            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            layout.drop(mem, slot, -1)
             self._slot_tokens[slot] = []
             raise
+        finally:
+            layout.filling = None
         self._slot_tokens[slot] = list(want)
         self.prefilled += len(want) - common
         return time.perf_counter() - start
 
-    def _prefill(self, slot: int, tokens: list[int], at: int) -> None:
+    def _prefill(self, slot: int, tokens: list[int], at: int, chunk_size: int = PROMPT_CHUNK) -> None:
         """Evaluate tokens[at:] on `slot` in chunks; no logits are needed."""
         b = self._batch
-        for first in range(at, len(tokens), PROMPT_CHUNK):
-            chunk = tokens[first:first + PROMPT_CHUNK]
+        starts = list(range(at, len(tokens), chunk_size))
+        if len(starts) > 1 and len(tokens) - starts[-1] == 1:
+            starts[-1] -= 1  # no last chunk of one token: llama.cpp splits a lone token's attention (README)
+        for k, first in enumerate(starts):
+            chunk = tokens[first:starts[k + 1] if k + 1 < len(starts) else len(tokens)]
             for i, tok in enumerate(chunk):
                 b.token[i] = tok
                 b.pos[i] = first + i
@@ -286,6 +301,7 @@ class SlotContext:
             chain = sampler_chain(sampling)
             if path == "graph":
                 self._attach(slot, chain)
+        self._busy.add(slot)
         return SampleState(self._vocab, job, index, slot, min(sampling.max_tokens, limit - len(job.tokens)),
                            chain)
 
@@ -331,45 +347,7 @@ class SlotContext:
             raise
 
     def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]:
-        import llama_cpp
-
-        if path == "vector":
-            return self._sample_vector(rows)
-        ctx = self._ctx
-        return [llama_cpp.llama_sampler_sample(seq.chain, ctx, at) for at, seq in zip(self._outputs, rows)]
-
-    def _sample_vector(self, rows: list[SampleState]) -> list[int]:
-        import numpy as np
-
-        from mathsolve.engine.sampling import BatchSampler
-
-        if self._vector is None:
-            self._vector = BatchSampler(self._n_vocab, self._threads)
-        n = len(rows)
-        logits = self._logits_view()[:n]
-        if n == 1:  # K = 1: no arrays for one seed and one step
-            seq = rows[0]
-            return [self._vector.sample_one(logits[0], seq.sampling, seq.sampling.seed, seq.steps)]
-        seeds = np.fromiter((seq.sampling.seed for seq in rows), dtype=np.int64, count=n)
-        steps = np.fromiter((seq.steps for seq in rows), dtype=np.int64, count=n)
-        first = rows[0].sampling
-        if all(seq.sampling.draw_key == first.draw_key for seq in rows):
-            tokens: list[int] = self._vector.sample(logits, first, seeds, steps).tolist()
-            return tokens
-        return [self._vector.sample_one(logits[i], seq.sampling, seq.sampling.seed, seq.steps)
-                for i, seq in enumerate(rows)]  # mixed samplings in one batch: row by row
-
-    def _logits_view(self) -> NDArray[np.float32]:
-        """All rows of llama.cpp's logits buffer as one numpy array, made again only when
-        llama.cpp moves the buffer (building the view costs more than a K = 1 draw)."""
-        import llama_cpp
-        import numpy as np
-
-        ptr = llama_cpp.llama_get_logits(self._ctx)  # also puts the rows in batch order
-        address = ctypes.c_void_p.from_buffer(ptr).value  # the pointer's value (a tenth of cast's cost)
-        if self._logits is None or self._logits[0] != address:  # a step has <= one row a slot
-            self._logits = (address, np.ctypeslib.as_array(ptr, shape=(self._ctx_seqs, self._n_vocab)))
-        return self._logits[1]
+        return self._rows.sample(self._ctx, self._ctx_seqs, self._outputs, rows, path)
 
     def release(self, seq: SampleState) -> None:
         """A sample left the batch: its slot keeps only the prompt (for the next sample)."""
@@ -385,32 +363,55 @@ class SlotContext:
         if self._ctx_pool is not None and seq.job.started >= len(seq.job.samplings):
             keep = 0  # a pool keeps no prompt that no sample of its problem will start from
             self._slot_tokens[seq.seq_id] = []
-        llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, keep, -1)
+        self._busy.discard(seq.seq_id)
+        self._layout.drop(mem, seq.seq_id, keep)
 
     def evict(self, seq: SampleState) -> None:
         """Preemption (the pool is full): free the sample's generated cells; its prompt's
         cells stay (a sibling shares them). restore() brings the rest back."""
+        self._drop(seq.seq_id, seq.n_prompt - 1)
+
+    def evict_prompt(self, seq: SampleState) -> bool:
+        """A preempted sample gives up its prompt's cells too (a lone running sample needs
+        them); restore() prefills the prompt again. False when it held none."""
+        if not self._slot_tokens[seq.seq_id]:
+            return False
+        self._drop(seq.seq_id, -1)
+        self._slot_tokens[seq.seq_id] = []
+        self.prompts_dropped += 1
+        return True
+
+    def _drop(self, seq_id: int, p0: int) -> None:  # positions >= p0 (-1: all): freed, or parked
         import llama_cpp
 
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        llama_cpp.llama_memory_seq_rm(mem, seq.seq_id, seq.n_prompt - 1, -1)
+        self._layout.drop(llama_cpp.llama_get_memory(self._ctx), seq_id, p0)
 
     def restore(self, seq: SampleState) -> None:
         """A preempted sample's cells again: its last prompt token and its tokens so far,
-        prefilled in chunks (the next token it decodes is seq.next_input, as before)."""
+        prefilled in chunks (the next token it decodes is seq.next_input, as before); on the
+        CPU in chunks small enough that its cells come back as its decode steps made them."""
         full = seq.job.tokens + seq.ids
+        chunk = RESTORE_CHUNK if self._layout.ordered else PROMPT_CHUNK
+        start = 0 if not self._slot_tokens[seq.seq_id] else seq.n_prompt - 1
         try:
             with InterruptibleDecode(self._ctx, self._abort):
-                self._prefill(seq.seq_id, full[:seq.pos], seq.n_prompt - 1)
-        except BaseException:
-            self.evict(seq)
+                if not self._slot_tokens[seq.seq_id]:  # its prompt went too (evict_prompt): as first made
+                    self._layout.own(seq.seq_id, seq.n_prompt - 1)
+                    self._prefill(seq.seq_id, full[:seq.n_prompt - 1], 0)
+                    self._slot_tokens[seq.seq_id] = list(seq.job.tokens[:-1])
+                self._prefill(seq.seq_id, full[:seq.pos], seq.n_prompt - 1, chunk)
+        except BaseException:  # what it holds now is not known whole: back to as it was
+            self._drop(seq.seq_id, -1 if not self._slot_tokens[seq.seq_id] else seq.n_prompt - 1)
             raise
-        self.prefilled += seq.pos - (seq.n_prompt - 1)
+        self.prefilled += seq.pos - start
 
     def _decode(self) -> None:
         import llama_cpp
 
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
+        if rc == 1 and self._layout.parked:
+            self._layout.compact(self._ctx, self._slot_tokens, self._busy)  # the parked cells free, in order
+            rc = llama_cpp.llama_decode(self._ctx, self._batch)
         if rc == 2:  # aborted: Ctrl-C during a long prompt (InterruptibleDecode), or abort()
             raise KeyboardInterrupt
         if rc == 1 and self._ctx_pool is not None:  # nothing decoded, the cache as it was
