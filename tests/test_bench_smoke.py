@@ -24,6 +24,7 @@ QUICK = {
     "budget": (["bench_budget.py", "--quick"], "--thinking-budget 256"),
     "adaptive": (["bench_adaptive.py", "--quick"], "adaptive / full"),
     "mcp": (["bench_mcp.py", "--quick"], "4 requests at once: 0 errors"),
+    "pool": (["bench_pool.py", "--quick"], "samples differ"),
     "fuzz_gguf": (["fuzz_gguf.py", "--cost"], "child probe"),  # the 50-mutation run: test_gguf_check
 }
 
