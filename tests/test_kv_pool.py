@@ -54,13 +54,6 @@ def run(gguf: Path, n: int, max_tokens: int, **cfg) -> tuple[list, Engine]:
     return engine.generate_many(prompt, samplings), engine
 
 
-def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def test_a_pool_too_small_for_all_samples_still_gives_each_its_full_tokens(smollm2_gguf, cell_bytes):
     free, engine = run(smollm2_gguf, 3, 100)
     n_prompt = len(engine.tokenize(engine.render(STORY)))

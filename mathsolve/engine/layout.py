@@ -10,7 +10,7 @@ cells are parked, `compact` writes every sample's cells to a file (byte for byte
 pool and reads them back in order, each sample's cells in one run after its prompt's; the
 parked cells are free again, above all others.
 
-A problem's samples share the cells of its prompt: `root` says which slots hold the same
+A problem's samples share the cells of its prompt: `roots` says which slots hold the same
 prompt cells (a sibling's copy, llama_memory_seq_cp), and compaction keeps them shared.
 """
 

@@ -392,10 +392,10 @@ class SlotContext:
         CPU in chunks small enough that its cells come back as its decode steps made them."""
         full = seq.job.tokens + seq.ids
         chunk = RESTORE_CHUNK if self._layout.ordered else PROMPT_CHUNK
-        start = 0 if not self._slot_tokens[seq.seq_id] else seq.n_prompt - 1
+        start = 0 if not self._slot_tokens[seq.seq_id] else seq.n_prompt - 1  # 0: evict_prompt took it
         try:
             with InterruptibleDecode(self._ctx, self._abort):
-                if not self._slot_tokens[seq.seq_id]:  # its prompt went too (evict_prompt): as first made
+                if start == 0:  # the prompt again, as it was first made
                     self._layout.own(seq.seq_id, seq.n_prompt - 1)
                     self._prefill(seq.seq_id, full[:seq.n_prompt - 1], 0)
                     self._slot_tokens[seq.seq_id] = list(seq.job.tokens[:-1])
