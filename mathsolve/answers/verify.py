@@ -23,21 +23,17 @@ _TOKEN = re.compile(
 )
 _REL = {"=": "Eq", "<": "Lt", ">": "Gt", "<=": "Le", ">=": "Ge", "≤": "Le", "≥": "Ge",
         "\\le": "Le", "\\leq": "Le", "\\ge": "Ge", "\\geq": "Ge", "\\lt": "Lt", "\\gt": "Gt"}
+_FRACS = ("\\frac", "\\dfrac", "\\tfrac")
 _MULOPS = {"*", "/", "·", "×", "÷", "\\cdot", "\\times", "\\div"}
 _MAX_EXPONENT = 64
 _MAX_DIGITS = 40
 _MAX_NESTING = 80  # parenthesis / exponent / \frac depth: deep input is a parse error, well
 # within Python's recursion limit (about 7 frames a level)
-_LATEX_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
-_PLAIN_RUN = re.compile(
-    r"(?:\d+(?:\.\d+)?|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|\*\*|<=|>=|[-+*/^()=<>≤≥]|[ \t])+"
-)
-_ARITH_INTENT = re.compile(r"\b(what is|what's|compute|calculate|evaluate|find the value of)\b", re.I)
-_SOLVE_INTENT = re.compile(r"\b(solve|solutions?|roots?|zeros?|find all|for which|satisf)", re.I)
+_DECIMAL = re.compile(r"\d\.(\d+)")
+_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d,])")
 # sympy ships no type information: its expressions, relations and symbols are Any here.
 Sym = Any
 Solution = dict[Sym, Sym]  # {symbol: value}
-_TARGET = re.compile(r"\b(?:for|find|of|is|are)\s+\$?([a-zA-Z])\$?\s*(?:[?.,]|$)")
 
 
 @dataclass(frozen=True)
@@ -130,6 +126,9 @@ class _Parser:
                 rhs = self.power()
                 value = value / rhs if tok in ("/", "÷", "\\div") else value * rhs
             elif tok is not None and (tok in ("(", "{", "\\frac", "\\dfrac", "\\sqrt", "\\pi") or tok.isalpha()):
+                if tok in _FRACS and self.t[self.i - 1][0].isdigit():
+                    # `4\dfrac{5}{8}`: MATH writes mixed numbers so, a product elsewhere
+                    raise _ParseError("a number right before a fraction: a mixed number or a product?")
                 value = value * self.power()
             else:
                 return value
@@ -156,6 +155,16 @@ class _Parser:
             return self.sp.Pow(base, exponent)
         return base
 
+    def argument(self) -> Sym:
+        """A command's argument: a group, or one digit of a number (`\\frac23` is 2/3)."""
+        tok = self.peek()
+        if tok is not None and tok[0].isdigit() and len(tok) > 1:
+            if not tok.isdigit():
+                raise _ParseError(f"unclear argument {tok!r}")
+            self.t[self.i] = tok[1:]
+            return self.sp.Rational(tok[0])
+        return self.nested(self.atom)
+
     def atom(self) -> Sym:
         tok = self.take()
         sp = self.sp
@@ -169,10 +178,11 @@ class _Parser:
             inner = self.expr()
             self.take(")" if tok == "(" else "}")
             return inner
-        if tok in ("\\frac", "\\dfrac", "\\tfrac"):
-            return self.nested(self.atom) / self.nested(self.atom)
+        if tok in _FRACS:
+            numerator = self.argument()
+            return numerator / self.argument()
         if tok == "\\sqrt":
-            return sp.sqrt(self.nested(self.atom))
+            return sp.sqrt(self.argument())
         if tok == "\\pi":
             return sp.pi
         raise _ParseError(f"unsupported {tok!r}")
@@ -201,30 +211,6 @@ def _split_top(text: str, separators: tuple[str, ...]) -> list[str]:
         i += 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
-
-
-def _math_segments(problem: str) -> list[str]:
-    segments = [next(g for g in m.groups() if g is not None) for m in _LATEX_MATH.finditer(problem)]
-    if segments:
-        return segments
-    return [m.group(0).strip() for m in _PLAIN_RUN.finditer(problem) if m.group(0).strip()]
-
-
-def _relations(problem: str) -> list[Sym]:
-    import sympy
-
-    found = []
-    for segment in _math_segments(problem):
-        if re.search(r"[A-Za-z]\s*\(", segment):  # f(x) = ...: a definition, not an equation
-            continue
-        for piece in _split_top(segment, (",", " and ", "\\text{ and }")):
-            try:
-                rel = _parse(piece)
-            except (_ParseError, TypeError, ValueError, ZeroDivisionError):
-                continue
-            if isinstance(rel, (sympy.Rel, sympy.And)):
-                found.append(rel)
-    return found
 
 
 def _answer_values(answer: str, symbols: list[Sym]) -> list[Solution] | None:
@@ -291,7 +277,7 @@ def _describe(solution: Solution) -> str:
     return ", ".join(f"{k} = {v}" for k, v in sorted(solution.items(), key=lambda kv: kv[0].name))
 
 
-def _check_equations(problem: str, answer: str, rels: list[Sym]) -> tuple[str, str]:
+def _check_equations(answer: str, rels: list[Sym], target: str | None, complete: bool) -> tuple[str, str]:
     import sympy
 
     if any(not isinstance(r, sympy.Eq) for r in rels):
@@ -299,6 +285,8 @@ def _check_equations(problem: str, answer: str, rels: list[Sym]) -> tuple[str, s
     symbols = sorted(set().union(*(r.free_symbols for r in rels)), key=lambda s: s.name)
     if not symbols or len(symbols) > len(rels):
         return "unchecked", "the equations do not fix every variable"
+    if target is not None and [s.name for s in symbols] != [target]:
+        return "unchecked", f"the equation's variables are not the {target} asked for"
     system = ", ".join(str(r.lhs) + " = " + str(r.rhs) for r in rels)
     try:
         claimed = _answer_tuples(answer, symbols) if len(symbols) > 1 and "(" in answer else None
@@ -311,6 +299,8 @@ def _check_equations(problem: str, answer: str, rels: list[Sym]) -> tuple[str, s
     for sol in claimed:
         for rel in rels:
             if not _same(rel.lhs.subs(sol), rel.rhs.subs(sol)):
+                if _DECIMAL.search(answer):  # 1.167 for a root of x^5 - x - 1: a rounding, not a claim
+                    return "unchecked", "a decimal answer is not checked against exact solutions"
                 return "refuted", f"{_describe(sol)} does not satisfy {rel.lhs} = {rel.rhs}"
     solved = sympy.solve([r.lhs - r.rhs for r in rels], symbols, dict=True)
     if not solved:
@@ -318,45 +308,89 @@ def _check_equations(problem: str, answer: str, rels: list[Sym]) -> tuple[str, s
     real = [s for s in solved if all(v.is_real for v in s.values())]
     expected = real or solved
     missing = [s for s in expected if not any(all(_same(s[k], c[k]) for k in symbols) for c in claimed)]
-    if missing:
+    if missing and complete:
         return "refuted", "misses " + "; ".join(_describe(s) for s in missing)
+    if missing:  # "what is the value of x" with two solutions: the question is not about the others
+        return "unchecked", "the equation has other solutions too (" + "; ".join(_describe(s) for s in missing) + ")"
     return "verified", f"the answer is the complete solution set of {system}"
 
 
-def _check_arithmetic(segment_value: Sym, answer: str) -> tuple[str, str]:
-    claimed = _parse(answer.strip().strip("$").replace(",", ""))
+def _claimed(answer: str) -> Sym:
+    """The value an answer states: "3+4 = 7" states 7; thousands separators dropped."""
+    text = _split_top(answer, ("=",))[-1] if "=" in answer else answer
+    text = text.strip().strip("$")
+    return _parse(_THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text))
+
+
+def _check_value(value: Sym, answer: str) -> tuple[str, str]:
+    claimed = _claimed(answer)
     if getattr(claimed, "free_symbols", True):
         return "unchecked", "the answer is not a number"
-    if _same(segment_value, claimed):
-        return "verified", f"evaluates exactly to {segment_value}"
-    return "refuted", f"the expression evaluates to {segment_value}, not {claimed}"
+    if _same(value, claimed):
+        return "verified", f"evaluates exactly to {value}"
+    decimal = _DECIMAL.search(answer)
+    if decimal:  # 0.333 for 1/3: a rounding to the places it gives is not called wrong
+        places = len(decimal.group(1))
+        if abs(float(value - claimed)) <= 0.5 * 10 ** -places + 1e-12:
+            return "unchecked", f"the answer is {value} rounded to {places} decimal places"
+    return "refuted", f"the expression evaluates to {value}, not {claimed}"
+
+
+def _check_simplified(expr: Sym, answer: str) -> tuple[str, str]:
+    """Simplify/expand/factor with variables: the answer must equal the expression identically."""
+    import sympy
+
+    claimed = _claimed(answer)
+    if not isinstance(claimed, sympy.Expr) or not claimed.free_symbols <= expr.free_symbols:
+        return "unchecked", "the answer is not an expression in the problem's variables"
+    if sympy.simplify(expr - claimed) == 0:
+        return "verified", f"equals {expr} for every value of {_names(expr)}"
+    # Refuted only where the two differ at points where both are defined (positive rationals,
+    # so that sqrt(x^2) = x is not called wrong).
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    for k in range(3):
+        point = {s: sympy.Rational(2 + k + 3 * i, 3 + 2 * k + i) for i, s in enumerate(symbols)}
+        a, b = expr.subs(point), claimed.subs(point)
+        if a.is_finite and b.is_finite and a.is_real and b.is_real and not _same(a, b):
+            shown = ", ".join(f"{s} = {v}" for s, v in point.items())
+            return "refuted", f"differs from {expr} at {shown}"
+    return "unchecked", f"could not decide whether the answer equals {expr}"
+
+
+def _names(expr: Sym) -> str:
+    return ", ".join(sorted(s.name for s in expr.free_symbols))
 
 
 def check_in_worker(problem: str, answer: str) -> tuple[str, str]:
-    """Runs in the worker: find equations or an arithmetic expression and check the answer."""
+    """Runs in the worker: what does the problem ask (question.ask), and does the answer give it?"""
     import sympy
 
-    rels = _relations(problem)
-    if rels:
-        only_math = not re.sub(r"\$[^$]*\$|[\d\s=+\-*/^().,<>a-zA-Z]{0,1}", "", problem).strip()
-        if _SOLVE_INTENT.search(problem) or only_math or _TARGET.search(problem):
-            return _check_equations(problem, answer, rels)
-        return "unchecked", "the problem has equations but does not ask to solve them"
-    if _ARITH_INTENT.search(problem):
-        for segment in sorted(_math_segments(problem), key=len, reverse=True):
-            try:
-                value = _parse(segment)
-            except (_ParseError, TypeError, ValueError, ZeroDivisionError):
-                continue
-            has_operator = re.search(r"\d\s*(?:[-+*/^×÷·]|\\cdot|\\times|\\div)|\\frac|\\sqrt", segment)
-            if isinstance(value, sympy.Expr) and not value.free_symbols and has_operator:
-                # "3+4 = 7": the value the answer ends with is the claim.
-                claimed = _split_top(answer, ("=",))[-1] if "=" in answer else answer
-                try:
-                    return _check_arithmetic(value, claimed)
-                except (_ParseError, TypeError, ValueError, ZeroDivisionError):
-                    return "unchecked", "the answer is not a plain number"
-    return "unchecked", "no equation or arithmetic expression found in the problem"
+    from mathsolve.answers.question import ask
+
+    asked = ask(problem)
+    if isinstance(asked, str):
+        return "unchecked", asked
+    try:
+        pieces = ([piece for math in asked.math for piece in _split_top(math, (",", " and ", "\\text{ and }"))]
+                  if asked.kind == "solve" else list(asked.math))
+        exprs = [_parse(piece) for piece in pieces]
+    except (_ParseError, TypeError, ValueError, ZeroDivisionError):
+        return "unchecked", "the problem's math uses notation the check does not read"
+    if asked.kind == "solve":
+        return _check_equations(answer, exprs, asked.target, asked.complete)
+    if len(exprs) != 1 or not isinstance(exprs[0], sympy.Expr):
+        return "unchecked", "the problem's math is not one expression"
+    expr = exprs[0]
+    if {s.name for s in expr.free_symbols} & {"i", "e"}:
+        return "unchecked", "i and e may be constants here, not variables"
+    try:
+        if not expr.free_symbols:
+            return _check_value(expr, answer)
+        if asked.kind == "simplify":
+            return _check_simplified(expr, answer)
+    except (_ParseError, TypeError, ValueError, ZeroDivisionError):
+        return "unchecked", "the answer is not a plain number or expression"
+    return "unchecked", "the expression has variables with no values"
 
 
 def check(problem: str, answer: str, *, timeout: float = CHECK_TIMEOUT_S) -> Check:
