@@ -40,6 +40,7 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _LABELLED_CHOICE = re.compile(r"^\(([A-E])\)\S")  # a choice's letter, then its value
 _COMMAND = re.compile(r"\\(?:begin|end)\{\w*\*?\}|\\[a-zA-Z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
+_INFINITY = re.compile(r"([+-]?)(?:\\infty|\\infin|oo|inf|infinity|∞)")
 
 
 def _unbox(s: str) -> str:
@@ -145,8 +146,20 @@ def _text_key(s: str) -> str | None:
     return "text:" + " ".join(re.sub(r"[^a-z0-9]+", " ", s.lower()).split())
 
 
+def infinity_sign(answer: str) -> int | None:
+    """+1 or -1 when the whole answer is infinity (`\\infty`, `-\\infty`, `oo`, `inf`, `∞`,
+    `infinity`), else None."""
+    m = _INFINITY.fullmatch(_normalise_value(_unbox(answer)).lower())
+    if m is None:
+        return None
+    return -1 if m.group(1) == "-" else 1
+
+
 def fast_equivalent(a: str, b: str) -> bool | None:
     """Decide without sympy when that is safe; None means 'ask math-verify'."""
+    ia, ib = infinity_sign(a), infinity_sign(b)
+    if ia is not None or ib is not None:  # infinity equals only infinity of the same sign
+        return ia == ib
     va, vb = answer_values(a), answer_values(b)
     na, nb = ",".join(va), ",".join(vb)
     if not na or not nb:
@@ -225,6 +238,9 @@ def _numbers_equal(x: Any, y: Any) -> bool | None:
     """
     import sympy
 
+    infinities = (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan)
+    if x.has(*infinities) or y.has(*infinities):  # oo - 1.0 is oo: no tolerance applies
+        return bool(x == y)
     if x.has(sympy.Float) or y.has(sympy.Float):
         xv, yv = sympy.N(x, 30), sympy.N(y, 30)
         if not (xv.is_number and yv.is_number):
