@@ -26,6 +26,10 @@ SamplerPath = Literal["graph", "vector", "chain"]
 Sampler = Literal["auto", SamplerPath]
 SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)  # ("auto", "graph", "vector", "chain")
 KV_TYPES = ("f16", "q8_0")  # --kv-type
+# The tags of the model's reasoning block: the stream shows what is inside as reasoning, and
+# answers are read only from what follows it (answers.extract.answer_part).
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
 # Budgets (--thinking-budget, --time-limit): a sample at its budget is steered to an answer.
 # Inside an open <think> block it gets Qwen's documented sentence (Qwen3 docs, "thinking
 # budget") and </think>; then, and outside a think block, a final-answer cue that leads into

@@ -178,9 +178,14 @@ def grade(file: str, out: str | None, timeout: float) -> ExitStatus:
 
     A reference may be an answer or a whole solution: one holding \\boxed{} (MATH's
     `solution`) is graded against its final box, one with a `#### X` line (GSM8K's
-    `answer`) against X. The completion's answer is its last \\boxed{}, or a "final answer
+    `answer`) against X. A row may say how it ended in `finish_reason` ("stop", "length").
+
+    Thinking is not an answer: text before the last </think>, or after a <think> that never
+    closes, is not read. The completion's answer is its last \\boxed{}, or a "final answer
     is X" line after it (the Minerva format); without a box, "final answer is X", "#### X",
-    "Answer: X" or "The answer is X".
+    "Answer: X" or "The answer is X", only when it is the final statement (more reasoning
+    after it, "But wait, ...", means it was not). A text that ends inside an unclosed box, or
+    a row that ended by "length" without a closed box, has no answer.
 
     Writes JSON lines with `id`, `extracted`, `fallback` (true when not from a box),
     `reference_used` (the reference answer compared with), `correct` (true, false, or null

@@ -13,8 +13,9 @@ import threading
 import time
 from typing import Any
 
+from mathsolve.config import THINK_CLOSE, THINK_OPEN
 from mathsolve.engine.protocol import Completion, FinishReason, TextEvent
-from mathsolve.engine.stream import REASONING, TAG, THINK_CLOSE, THINK_OPEN, EventKind, ThinkSplitter
+from mathsolve.engine.stream import REASONING, TAG, EventKind, ThinkSplitter
 from mathsolve.errors import EngineError
 
 MAX_COMPLETION_BYTES = 4 * 1024 * 1024  # one streamed completion, all SSE bytes

@@ -10,8 +10,8 @@ from __future__ import annotations
 import codecs
 from typing import Final, Literal
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from mathsolve.config import THINK_CLOSE, THINK_OPEN
+
 # What a piece of streamed text is (protocol.TextEvent.kind): inside <think>...</think>, outside
 # it, or the tag itself. The one list of event kinds; every kind field is typed with it.
 EventKind = Literal["reasoning", "answer", "tag"]

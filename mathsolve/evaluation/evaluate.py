@@ -257,7 +257,9 @@ def pending(problems: list[Problem], done: set[str], limit: int | None) -> list[
 # ---------------------------------------------------------------- grade
 
 def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict[str, Any]]:
-    """Grade other models' outputs: each row needs `completion` and `reference` (or `answer`).
+    """Grade other models' outputs: each row needs `completion` and `reference` (or `answer`);
+    an optional `finish_reason` ("length": the text was cut off, so only a box that closed after
+    the reasoning counts) says how it ended.
 
     `reference_used` reports what was compared: the reference, or a solution's final answer.
     """
@@ -273,7 +275,8 @@ def grade_rows(rows: Iterable[tuple[int, Any]], timeout: float) -> Iterable[dict
             yield {"id": rid, "extracted": None, "correct": None,
                    "error": f"line {n} needs 'completion' (text) and 'reference'"}
             continue
-        verdict = grade(completion, str(reference), timeout=timeout)
+        verdict = grade(completion, str(reference), complete=row.get("finish_reason") != "length",
+                        timeout=timeout)
         # No answer at all is a wrong answer here (it counts against accuracy); null is kept
         # for answers that could not be compared in time.
         correct = verdict.correct if verdict.extracted is not None else False
