@@ -52,12 +52,35 @@ def first_stop(answers: list[str | None], k: int, p: float) -> int | None:
     (["4", "5", "4", "4", "4", "4", "4", "4"], 0.95, 7),  # 6-1: 0.9648; 5-1: 0.9375
     (["4", "5", "4", "5", "4", "5", "4", "5"], 0.95, None),  # never more than one ahead
     (["4", "5"], 0.8, None),  # 1-0 is 0.75, then a tie is 0.5
-    ([None, None, None, "4"], 0.7, 4),  # no answer never counts; 1-0 is 0.75
+    ([None, None, None, "4"], 0.7, None),  # 1 answer vs 3 without: confidence(1, 3) = 0.19
+    ([None, "4", "4", "4", "4", "4", "4", "4"], 0.95, 7),  # 4-1 (the no-answer group) 0.89; 6-1 0.965
+    (["4", None, None, "5", "4", "4", "4", "4"], 0.9, None),  # the no-answers are runner-up: 5-2 is 0.855
     (["4", "\\frac{8}{2}", "4", "8/2", "5"], 0.95, 4),  # equivalent answers are one group
-], ids=["unanimous-095", "unanimous-090", "one-dissent", "alternating", "tie", "no-answers",
-        "equivalent-forms"])
+], ids=["unanimous-095", "unanimous-090", "one-dissent", "alternating", "tie", "mostly-no-answers",
+        "one-no-answer", "no-answer-and-dissent", "equivalent-forms"])
 def test_the_rule_stops_exactly_where_the_formula_says(answers, p, expected):
     assert first_stop(answers, len(answers), p) == expected
+
+
+def test_the_stop_rule_extracts_each_sample_once(monkeypatch):
+    """Asked after each of 8 samples finishes, the rule reads each sample's text once (it was
+    36 extractions, the finished list read again every time)."""
+    import mathsolve.solving.solve as solve_module
+
+    calls: list[str] = []
+    real = solve_module.extract
+
+    def counting(text: str, complete: bool = True):
+        calls.append(text)
+        return real(text, complete)
+
+    monkeypatch.setattr(solve_module, "extract", counting)
+    rule = stop_rule(SolveOptions(samples=8, confidence=0.99, check=False))
+    assert rule is not None
+    finished = done("4", "5", "4", "5", "4", "5", "4", "5")
+    for n in range(1, 9):
+        assert not rule(finished[:n])
+    assert len(calls) == 8
 
 
 def test_one_sample_has_no_rule_and_no_confidence():
@@ -72,6 +95,17 @@ def test_every_voted_result_carries_its_confidence():
                     SolveOptions(samples=4, check=False), MODEL, 0.0)
     assert result.confidence == round(confidence(3, 1), 4)
     assert result_json(result)["confidence"] == result.confidence
+
+
+def test_samples_without_an_answer_count_against_the_confidence():
+    """Issue 23's SmolLM2 run: one sample answered 3, three gave no answer: 19%, not 75%."""
+    result = finish(Problem("1", "Compute 3+4."), done("3", None, None, None), SamplingConfig(seed=0),
+                    SolveOptions(samples=4, check=False), MODEL, 0.0)
+    assert result.answer == "3" and result.support == "1/4 samples"
+    assert result.confidence == round(confidence(1, 3), 4) == 0.1875
+    answered = finish(Problem("1", "Compute 3+4."), done("7", "7", "3", None), SamplingConfig(seed=0),
+                      SolveOptions(samples=4, check=False), MODEL, 0.0)
+    assert answered.confidence == round(confidence(2, 1), 4)  # the runner-up 3 and the no-answer tie
 
 
 def test_stop_when_decided_stays_exact_beside_a_confidence():

@@ -73,7 +73,13 @@ def confidence(leader: int, runner_up: int) -> float:
 
 
 def vote_confidence(v: Vote) -> float | None:
-    """The confidence of a vote's leading answer; None when no sample has an answer."""
+    """The confidence of a vote's leading answer; None when no sample has an answer.
+
+    The samples that finished without an answer form a group of their own here: it never wins
+    the vote, but it can be the runner-up, so one answer against three samples without one
+    reads confidence(1, 3) = 19%, not confidence(1, 0) = 75%."""
     if not v.groups:
         return None
-    return confidence(v.groups[0].count, v.groups[1].count if len(v.groups) > 1 else 0)
+    no_answer = v.total - sum(g.count for g in v.groups)
+    runner_up = v.groups[1].count if len(v.groups) > 1 else 0
+    return confidence(v.groups[0].count, max(runner_up, no_answer))

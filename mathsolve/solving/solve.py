@@ -91,9 +91,14 @@ def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | Non
     if options.samples == 1 or not (options.stop_when_decided or options.confidence is not None):
         return None
     exact, threshold = options.stop_when_decided, options.confidence
+    answers: dict[int, str | None] = {}  # each finished sample's answer, extracted once
 
     def rule(done: list[Completion]) -> bool:
-        votes = _finished_vote(done, options.check_timeout)
+        for c in done:
+            if c.sample not in answers and c.finish_reason in FINISHED:
+                answers[c.sample] = extract(c.text, complete=c.finish_reason == "stop").answer
+        votes = vote_answers([answers[c.sample] for c in done if c.finish_reason in FINISHED],
+                             timeout=options.check_timeout)
         if exact and _decided(votes, done, options.samples):
             return True
         if threshold is None:
