@@ -1,16 +1,12 @@
-"""Budgets and KV memory (issue 15) on the Qwen3-4B-shaped Q4_K_M, as a user sees them.
+"""Budgets (issue 15) on the Qwen3-4B-shaped Q4_K_M, as a user sees them.
 
 1. `mathsolve --json --thinking-budget 256`: the most tokens a sample generated and whether
    every sample ends in a \\boxed{ (target: <= 256 + the cue + 64, every one boxed).
 2. `mathsolve --json --time-limit T`: the record's `seconds` against T (target: <= T plus one
    decode step and the answer allowance).
-3. KV memory, K = 8 at --ctx 8192, 256 tokens per sample: bytes allocated and aggregate tok/s
-   of the default pool against per-sample streams of --ctx cells (today's layout, forced with
-   a large --kv-budget); with --kv-budget 3 GB all 8 run at once (no sample preempted);
-   K = 32 at --ctx 8192 (bytes only). Targets: <= 0.25x the bytes at >= 0.95x the rate;
-   K = 32 <= 8 GB.
+KV memory at the real model's lengths is measured by bench/bench_long.py (issue 24).
 
-    python bench/bench_budget.py [--model PATH] [--threads N] [--time-limit 20] [--skip-memory]
+    python bench/bench_budget.py [--model PATH] [--threads N] [--time-limit 20]
 
 Default model: the Q4_K_M that bench/bench_convert.py leaves under scratch/bench-4b/.
 """
@@ -66,58 +62,20 @@ def budgets(model: Path, threads: int | None, limit: float) -> None:
           f"tokens after the limit {rec['completion_tokens'] - rec['budget']['at']}; process wall {wall:.1f} s")
 
 
-def memory(model: Path, threads: int | None) -> None:
-    from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine.llama import Engine
-
-    def run(k: int, budget: float | None, tokens: int = 256) -> tuple[int, float, int, str]:
-        cfg = EngineConfig(str(model), n_ctx=8192, n_threads=threads, kv_budget=int(budget * 1e9) if budget else None)
-        with Engine.load(cfg) as engine:
-            prompt = engine.render(PROBLEM)
-            n_prompt = len(engine.tokenize(prompt))
-            samplings = [SamplingConfig(seed=10 + i, max_tokens=7680, thinking_budget=tokens)
-                         for i in range(k)]
-            # the budget ends every sample near `tokens`: samples use 256 of their 8192 cells
-            start = time.perf_counter()
-            out = engine.generate_many(prompt, samplings)
-            wall = time.perf_counter() - start - out[0].prompt_seconds
-            rate = sum(c.completion_tokens for c in out) / wall
-            restored = engine.last_prefill_tokens - (n_prompt - 1)
-            return engine.kv_bytes, rate, restored, engine.kv_description()
-
-    streams = run(8, 20.0)
-    pool = run(8, None)
-    three = run(8, 3.0)
-    print(f"K=8 streams of 8192 cells: {streams[0] / 1e9:.2f} GB, {streams[1]:.1f} tok/s  [{streams[3]}]")
-    print(f"K=8 default pool:          {pool[0] / 1e9:.2f} GB, {pool[1]:.1f} tok/s  [{pool[3]}]  "
-          f"bytes {pool[0] / streams[0]:.2f}x (target <= 0.25x), rate {pool[1] / streams[1]:.2f}x (target >= 0.95x)")
-    print(f"K=8 --kv-budget 3 GB:      {three[0] / 1e9:.2f} GB, {three[1]:.1f} tok/s, tokens prefilled again "
-          f"after preemption: {three[2]} (0: all 8 ran at once)")
-    cfg = EngineConfig(str(model), n_ctx=8192, n_threads=threads)
-    with Engine.load(cfg) as engine:
-        pool32 = engine.slots.kv_plan(32, 8192)
-        cell = engine.slots.kv_bytes_per_cell()
-    print(f"K=32 at --ctx 8192: pool of {pool32} cells = {(pool32 or 0) * cell / 1e9:.2f} GB "
-          f"(streams would take {32 * 8192 * cell / 1e9:.1f} GB; target <= 8 GB)")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--time-limit", type=float, default=20.0)
-    ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-budgets", action="store_true")
     ap.add_argument("--quick", action="store_true", help="SmolLM2, budgets only, a 1 s limit (smoke test)")
     args = ap.parse_args()
     if args.quick:
-        args.time_limit, args.skip_memory = 1.0, True
+        args.time_limit = 1.0
     model = args.model or default_model(args.quick)
     print(f"model: {model}")
     if not args.skip_budgets:
         budgets(model, args.threads, args.time_limit)
-    if not args.skip_memory:
-        memory(model, args.threads)
     return 0
 
 

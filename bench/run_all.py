@@ -20,7 +20,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = ["bench_startup.py", "bench_decode.py", "bench_parallel.py", "bench_sampling.py",
            "bench_inflight.py", "bench_grade.py", "bench_convert.py", "bench_server.py",
-           "bench_record.py", "bench_budget.py", "bench_adaptive.py", "bench_mcp.py", "bench_pool.py"]
+           "bench_record.py", "bench_budget.py", "bench_adaptive.py", "bench_mcp.py", "bench_check.py",
+           "bench_vote_replay.py", "bench_long.py"]
 RATIO = re.compile(r"\d\.\d+x|peak RSS|median|agreement|tok/s|wall|samples differ")
 
 

@@ -137,9 +137,9 @@ SOLVE_OPTIONS: tuple[Option, ...] = (
            help="Type of the KV cache: q8_0 takes about half the memory of f16 (with flash attention)."),
     # GB on the command line, bytes in EngineConfig: the range (above 0) holds for both.
     Option("kv_budget", float, None, "engine.kv_budget", 0, low_open=True, metavar="GB",
-           help="Memory the KV cache may take; samples share one pool when they cannot all have --ctx "
-                "cells [default: one whole sample + 1024 tokens per other sample, within half the free "
-                "RAM or the GPU's free memory]."),
+           help="Memory the KV cache may take: a stream of --ctx tokens per sample, as many samples at once "
+                "as fit, the others start as samples finish [default: half the available RAM, or the GPU's "
+                "free memory less 1 GB]."),
     Option("sampler", str, "auto", "engine.sampler", choices=SAMPLERS, show_default=True,
            help="Where tokens are drawn: inside llama.cpp's graph (auto on a GPU), vectorised on the "
                 "CPU (auto on a CPU), or llama.cpp's chain per sample."),
@@ -214,10 +214,7 @@ class EngineConfig:
     sampler: Sampler = "auto"  # see engine.sampling.choose_path
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
     kv_type: str = "f16"  # the KV cache's type: "f16", or "q8_0" (half the bytes; flash attention)
-    kv_budget: int | None = None  # bytes the KV cache may take; None: engine.sizing's default
-    # Cells the KV cache may take, a stream per sample (no unified pool): the tests' way to
-    # make a run decode in groups; None: sized from memory (kv_budget, engine.sizing)
-    kv_budget_tokens: int | None = None
+    kv_budget: int | None = None  # bytes the KV cache may take; None: engine.sizing's memory rule
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ QUICK = {
     "budget": (["bench_budget.py", "--quick"], "--thinking-budget 256"),
     "adaptive": (["bench_adaptive.py", "--quick"], "adaptive / full"),
     "mcp": (["bench_mcp.py", "--quick"], "4 requests at once: 0 errors"),
-    "pool": (["bench_pool.py", "--quick"], "samples differ"),
+    "long": (["bench_long.py", "--quick"], "half: wall"),
     "fuzz_gguf": (["fuzz_gguf.py", "--cost"], "child probe"),  # the 50-mutation run: test_gguf_check
 }
 
@@ -33,5 +33,19 @@ QUICK = {
 def test_benchmark_runs_in_quick_mode(args, expect):
     proc = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True,
                           text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert expect in proc.stdout
+
+
+SHARED_DATA = {  # --data: ../shared/data, or the file in it
+    "check": (["bench_check.py", "--quick"], "checkable", "."),
+    "vote_replay": (["bench_vote_replay.py", "--quick"], "schedule", "math_cot_100x8.jsonl"),
+}
+
+
+@pytest.mark.parametrize(("args", "expect", "data"), SHARED_DATA.values(), ids=SHARED_DATA.keys())
+def test_benchmark_on_shared_data_runs_in_quick_mode(args, expect, data, shared_data_dir):
+    proc = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:], "--data", str(shared_data_dir / data)],
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert expect in proc.stdout

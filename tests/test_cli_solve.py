@@ -196,14 +196,16 @@ def test_no_color_on_a_terminal_means_no_colour_codes(smollm2_gguf):
     assert ANSI_COLOUR.search(screen) is None
 
 
+@pytest.mark.parametrize("extra", [[], ["--samples", "3", "--confidence", "0.9", "--kv-budget", "0.012"]],
+                         ids=["one-sample", "votes-in-turns"])  # 0.012 GB: two streams for three samples
 def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tmp_path,
-                                                              sigint_default):
+                                                              sigint_default, extra):
     texts = ["What is 1+1?"] + ["Write a very long essay about the number seven."] * 5
     problems = tmp_path / "p.txt"
     problems.write_text("".join(t + "\n" for t in texts))
     proc = subprocess.Popen([sys.executable, "-m", "mathsolve", "--model", str(smollm2_gguf),
                              "-f", str(problems), "--json", "--max-tokens", "200", "--parallel", "2",
-                             "--ctx", "1024", "--seed", "1", "--temperature", "1.0"],
+                             "--ctx", "1024", "--seed", "1", "--temperature", "1.0", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=sigint_default)
     # The event to wait for: the first record is out, so the batch is past problem 1 with two

@@ -75,17 +75,21 @@ def test_events_carry_their_sample_index(engine):
         assert "".join(e.text for e in events if e.sample == c.sample) == c.text
 
 
-def test_small_kv_budget_falls_back_to_groups_with_a_note(request, smollm2_gguf):
+def test_small_kv_budget_runs_the_samples_in_turns_with_a_note(request, smollm2_gguf):
+    """--kv-budget for two streams of 256 cells: five samples run two at a time, with the same
+    tokens as all five at once, and -v says why."""
     notes: list[str] = []
-    small = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False,
-                                     kv_budget_tokens=512), warn=notes.append)
     full = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False))
+    budget = 2 * 256 * full.slots.kv_bytes_per_cell()
+    small = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False, kv_budget=budget,
+                                     verbose=True), warn=notes.append)
     with small, full:
         prompt = full.render(PROBLEM)
         samplings = [_sampled(s, 12) for s in range(5)]
         grouped = small.generate_many(prompt, samplings)
         together = full.generate_many(prompt, samplings)
-    assert notes and "groups of 2" in notes[0]
+    assert any("decoding them 2 at a time" in n for n in notes)
+    assert any("x 2 " in n and "--kv-budget" in n and "holds 2" in n for n in notes)  # -v: what and why
     assert [c.text for c in grouped] == [c.text for c in together]
     assert [c.sample for c in grouped] == list(range(5))
 

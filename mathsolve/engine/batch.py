@@ -1,17 +1,22 @@
 """Engine: continuous batching, the samples of one or many prompts in one llama.cpp batch.
 
 A slot is a llama.cpp sequence with a KV stream of its own (the cache is not unified, so a
-sample's attention never reads the others' cells). Each sample of a job takes a free slot:
+sample's attention never reads the others' cells, and a sample that starts can always finish).
+The decode loop, `Scheduler.run`, repeats: admit samples into free slots, decode one step of
+every running sample, sample a token for each, retire the finished ones.
 
-* the slot gets the prompt's KV minus its last token: from a free slot that already holds it
-  (prefix reuse: a finished sample leaves its prompt behind), by copying a live sibling's
-  stream, or by a prefill of whatever the slot does not hold yet;
-* the prompt's last token is the sample's first row in the next decode step, so every sample
-  draws its first token from its own row, exactly as it draws all the others;
-* a finished sample gives its slot back at once, trimmed to the prompt, and the next waiting
-  sample (of this job, then of the next job) takes it in the same step.
+* admit: a sample takes a free slot, which gets the prompt's KV minus its last token: from a
+  free slot that already holds it (prefix reuse: a finished sample leaves its prompt behind),
+  by copying a live sibling's stream, or by a prefill of whatever the slot does not hold yet.
+  The prompt's last token is the sample's first row in the next decode step, so every sample
+  draws its first token from its own row, exactly as it draws all the others. On a CPU a job
+  with a vote schedule (Job.wanted) starts no more samples than the schedule says; the slots it
+  leaves go to the next job's samples.
+* retire: a finished sample gives its slot back at once, trimmed to the prompt; the vote's stop
+  rule may end the job's other samples; the next waiting sample takes the slot in the next step.
 
-Scheduling depends only on token counts, never on time, so a run repeats exactly.
+Scheduling depends only on token counts and the answers of finished samples, never on time
+(--time-limit aside), so a run repeats exactly.
 """
 
 from __future__ import annotations
@@ -20,9 +25,8 @@ import time
 from typing import Protocol
 
 from mathsolve.config import SamplerPath
-from mathsolve.engine.decode import PoolFull, SampleState, unstarted
+from mathsolve.engine.decode import SampleState, unstarted
 from mathsolve.engine.protocol import Completion, GenerationInterrupted, Job, OnDone
-from mathsolve.errors import EngineError
 
 
 class Slots(Protocol):
@@ -40,27 +44,23 @@ class Slots(Protocol):
 
     def release(self, seq: SampleState) -> None: ...
 
-    def evict(self, seq: SampleState) -> None: ...
-
-    def evict_prompt(self, seq: SampleState) -> bool: ...
-
-    def restore(self, seq: SampleState) -> None: ...
-
 
 class Scheduler:
-    """Runs jobs on `slots` sequences of an engine's context; `on_done(job)` as each ends."""
+    """Runs jobs on `slots` sequences of an engine's context; `on_done(job)` as each ends.
+    `schedule`: follow each job's vote schedule (Job.wanted); False starts every sample as
+    slots allow (a GPU, where a wider batch costs little)."""
 
-    def __init__(self, context: Slots, slots: int, path: SamplerPath, on_done: OnDone | None) -> None:
+    def __init__(self, context: Slots, slots: int, path: SamplerPath, on_done: OnDone | None, *,
+                 schedule: bool = True) -> None:
         self.context = context
         self.path = path
         self.on_done = on_done
+        self.schedule = schedule
         self.free = list(range(slots))
         self.live: list[SampleState] = []
-        self.queue: list[Job] = []
-        self.current: Job | None = None
-        self.preempted: list[SampleState] = []  # out of the pool for now, oldest first
-        self.admitted = 0  # admission counter: the youngest sample has the highest order
-        self.freed = False  # a sample left the pool since the last restore attempt
+        self.queue: list[Job] = []  # jobs not started yet, the next one last
+        self.open: list[Job] = []  # started jobs with samples not started yet, oldest first
+        self.targets: dict[int, tuple[int, int]] = {}  # id(job) -> (samples finished, wanted)
         self.stepped_at = 0.0  # when the last step began (--time-limit keeps a step in hand)
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -72,25 +72,19 @@ class Scheduler:
             while True:
                 self._admit()
                 if not self.live:
-                    if self.preempted:
-                        raise EngineError("the KV pool cannot hold one sample; raise --kv-budget")
                     return
                 self._step()
         except KeyboardInterrupt:
             raise GenerationInterrupted(self._abandon()) from None
         finally:
-            for seq in self.live + self.preempted:
+            for seq in self.live:
                 self.context.release(seq)
             self.live = []
-            self.preempted = []
 
     def _step(self) -> None:
+        """Decode one token of every running sample, draw the next, retire the finished."""
         self._deadlines()
-        try:
-            self.context.decode_rows(self.live)
-        except PoolFull:
-            self._preempt()
-            return
+        self.context.decode_rows(self.live)
         tokens = self.context.sample_rows(self.live, self.path)
         ended = []
         for seq, token in zip(self.live, tokens):
@@ -100,42 +94,13 @@ class Scheduler:
         if ended:
             self._retire(ended)
 
-    def _preempt(self) -> None:
-        """The pool is full: the youngest running sample leaves it (its cells freed, its
-        slot, tokens and sampler kept) and comes back when a sample finishes."""
-        if len(self.live) == 1:  # the waiting samples' prompts go too, else nothing is left to free
-            if not [s for s in self.preempted if self.context.evict_prompt(s)]:
-                raise EngineError("the KV pool is full with a single sample; raise --kv-budget or lower --ctx")
-            return
-        youngest = max(self.live, key=lambda s: s.order)
-        self.live.remove(youngest)
-        self.context.evict(youngest)
-        self.preempted.append(youngest)
-        self.freed = False
-
-    def _restore(self) -> bool:
-        """Bring preempted samples back, oldest first, while the pool has room; True when
-        none is left waiting (only then do new samples start)."""
-        if not self.freed and self.live:
-            return not self.preempted
-        self.freed = False
-        while self.preempted:
-            seq = self.preempted[0]
-            try:
-                self.context.restore(seq)
-            except PoolFull:
-                return False
-            self.preempted.pop(0)
-            self.live.append(seq)
-        return True
-
     def _deadlines(self) -> None:
         """--time-limit: a job's samples are steered to an answer once the next step would end
         past its deadline: the last step's time, and the cue's decode for each sample steered
         (its tokens at the job's prefill rate), are kept in hand."""
         now = time.perf_counter()
         step, self.stepped_at = (now - self.stepped_at if self.stepped_at else 0.0), now
-        timed = [s for s in self.live + self.preempted if s.job.deadline is not None and s.budget is None]
+        timed = [s for s in self.live if s.job.deadline is not None and s.budget is None]
         for seq in timed:
             job = seq.job
             cue = job.prompt_seconds / max(1, len(job.tokens)) * len(seq.vocab.cue_tokens(True, False)) * len(timed)
@@ -144,24 +109,40 @@ class Scheduler:
 
     # ---- admission ---------------------------------------------------------------------------
 
+    def _wanted(self, job: Job) -> int:
+        """How many of the job's samples may have started: its vote schedule's answer, asked
+        again only when another sample has finished; always one more than it has running."""
+        if not self.schedule or job.wanted is None:
+            return len(job.samplings)
+        key = id(job)
+        cached = self.targets.get(key)
+        if cached is None or cached[0] != len(job.done):
+            cached = (len(job.done), job.wanted([job.done[i] for i in sorted(job.done)]))
+            self.targets[key] = cached
+        if not any(s.job is job for s in self.live):
+            return max(cached[1], job.started + 1)
+        return cached[1]
+
     def _next_job(self) -> Job | None:
-        job = self.current
-        if job is not None and not job.cancelled and job.started < len(job.samplings):
-            if job.deadline is None or time.perf_counter() < job.deadline:
+        """The oldest started job that may start another sample, else the next job."""
+        for job in list(self.open):
+            if job.cancelled or job.started >= len(job.samplings):
+                self.open.remove(job)
+            elif job.deadline is not None and time.perf_counter() >= job.deadline:
+                self.open.remove(job)  # out of time: the samples not started never will be
+                self._skip_unstarted(job)
+                if job.finished and self.on_done is not None:
+                    self.on_done(job)
+            elif job.started < self._wanted(job):
                 return job
-            self._skip_unstarted(job)  # out of time: the samples not started never will be
-            if job.finished and self.on_done is not None:
-                self.on_done(job)
         while self.queue:
             job = self.queue.pop()
             if job.samplings:
-                self.current = job
+                self.open.append(job)
                 return job
         return None
 
     def _admit(self) -> None:
-        if self.preempted and not self._restore():
-            return
         while self.free:
             job = self._next_job()
             if job is None:
@@ -174,18 +155,10 @@ class Scheduler:
             job.started += 1
             sibling = next((s for s in self.live if s.job is job), None)
             slot = self.context.best_slot(self.free, job.tokens[:-1])
-            try:
-                job.prompt_seconds += self.context.prepare_slot(slot, job.tokens, sibling)
-            except PoolFull:  # no room for its prompt now: it starts when a sample leaves
-                job.started -= 1
-                if not self.live:
-                    raise EngineError("the KV pool cannot hold the prompt; raise --kv-budget") from None
-                return
+            job.prompt_seconds += self.context.prepare_slot(slot, job.tokens, sibling)
             self.free.remove(slot)
             seq = self.context.new_sample(job, index, slot, self.path)
             seq.prompt_seconds = job.prompt_seconds
-            seq.order = self.admitted
-            self.admitted += 1
             self.live.append(seq)
 
     # ---- finishing ---------------------------------------------------------------------------
@@ -198,7 +171,6 @@ class Scheduler:
             self.context.release(seq)
             self.live.remove(seq)
             self.free.append(seq.seq_id)
-            self.freed = True
             if job not in jobs:
                 jobs.append(job)
         self.free.sort()
@@ -208,21 +180,18 @@ class Scheduler:
                 if job.stop_when(finished):
                     self._cancel(job)
             if job.finished and self.on_done is not None:
+                self.targets.pop(id(job), None)
                 self.on_done(job)
 
     def _cancel(self, job: Job) -> None:
         """The vote is decided: end the job's running samples and skip the unstarted ones."""
         job.cancelled = True
-        for seq in [s for s in self.live + self.preempted if s.job is job]:
+        for seq in [s for s in self.live if s.job is job]:
             seq.end("cancelled")
             job.done[seq.sample] = seq.completion()
             self.context.release(seq)
-            if seq in self.live:
-                self.live.remove(seq)
-            else:
-                self.preempted.remove(seq)
+            self.live.remove(seq)
             self.free.append(seq.seq_id)
-            self.freed = True
         self.free.sort()
         self._skip_unstarted(job)
 
@@ -234,11 +203,11 @@ class Scheduler:
 
     def _abandon(self) -> list[Completion]:
         """Ctrl-C: the first unfinished job's samples, unfinished ones marked interrupted."""
-        job = next((s.job for s in self.live + self.preempted), None) or self.current
+        job = next((s.job for s in self.live), None) or (self.open[0] if self.open else None)
         if job is None:
             return []
         out = dict(job.done)
-        for seq in self.live + self.preempted:
+        for seq in self.live:
             if seq.job is job:
                 out[seq.sample] = seq.completion(interrupted=True)
         for i, s in enumerate(job.samplings):

@@ -23,11 +23,6 @@ from mathsolve.engine.stream import Piece, ThinkSplitter, Utf8Stream, think_open
 if TYPE_CHECKING:
     from types import FrameType
 
-class PoolFull(Exception):
-    """The unified KV pool has no cells left for this decode (llama_decode returned 1, and
-    nothing was decoded): the scheduler preempts a sample and tries again."""
-
-
 class InterruptibleDecode:
     """Ctrl-C inside a long llama_decode (a prompt chunk can take seconds on a CPU).
 
@@ -125,7 +120,6 @@ class SampleState:
         self.start = job.start or time.perf_counter()
         self.seconds = 0.0
         self.prompt_seconds = 0.0
-        self.order = 0  # admission order (the scheduler preempts the youngest)
         self.forced: list[int] = []  # cue tokens still to feed in place of drawn ones
         self.feeding: list[int] = []  # cue tokens in the batch being decoded
         self.budget: str | None = None
@@ -147,10 +141,6 @@ class SampleState:
             return []
         self.feeding, self.forced = self.forced[:room], self.forced[room:]
         return self.feeding
-
-    def unfeed(self) -> None:
-        """The step was not decoded (the KV pool was full): the cue tokens wait again."""
-        self.forced, self.feeding = self.feeding + self.forced, []
 
     def accept(self, token: int) -> None:
         """Record the cue tokens decoded in this step, then the sampled token (or the next

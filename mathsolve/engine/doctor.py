@@ -51,15 +51,14 @@ def reinstall_command(gpu: str | None, gpu_offload: bool) -> str | None:
 
 
 def kv_policy(gpu_offload: bool) -> str:
-    """How a run sizes its KV cache (engine.sizing.kv_plan), with this machine's cap."""
+    """How a run sizes its KV cache (engine.sizing.streams_that_fit), with this machine's cap."""
     from mathsolve.engine import sizing
 
-    free = sizing.free_gpu_memory() if gpu_offload else sizing.available_ram()
-    cap = ("" if free is None else
-           f", at most {((free - sizing.GPU_RESERVE_BYTES) if gpu_offload else free // 2) / 1e9:.1f} GB here")
-    return ("a stream per sample when every sample fits whole, else one unified pool of one whole "
-            f"sample + {sizing.CELLS_PER_EXTRA_SAMPLE} tokens per other sample (--kv-budget sets it)"
-            f"{cap}; -v says what a run chose")
+    usable, rule = sizing.kv_memory(gpu_offload)
+    cap = "" if usable is None else f" ({usable / 1e9:.1f} GB here)"
+    return (f"a stream of --ctx tokens per sample, as many at once as fit in {rule}{cap} or in "
+            "--kv-budget; the other samples start as samples finish, none is ever preempted; "
+            "-v says what a run chose")
 
 
 def _free_bytes(path: Path) -> int:

@@ -14,7 +14,8 @@ engine's slots.SlotContext (the context it holds) does what touches llama.cpp, i
 * `release`: a finished sample's slot is trimmed back to its prompt and is free again.
 
 The KV cache is not unified: each slot has a stream of its own, so attention per sample does
-not grow with the number of samples.
+not grow with the number of samples, and a sample that starts can always finish (none is ever
+preempted). When memory holds fewer streams than samples, they run that many at a time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from mathsolve.engine import sizing
 from mathsolve.engine.batch import Scheduler
 from mathsolve.engine.decode import InterruptibleDecode, unstarted
 from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging
-from mathsolve.engine.protocol import Completion, GenerationInterrupted, Job, OnDone, OnEvent, StopWhen, TextEvent
+from mathsolve.engine.protocol import (
+    Completion,
+    GenerationInterrupted,
+    Job,
+    OnDone,
+    OnEvent,
+    StopWhen,
+    TextEvent,
+    Wanted,
+)
 from mathsolve.engine.sizing import physical_cores
 from mathsolve.engine.slots import PROMPT_CHUNK, SlotContext
 from mathsolve.engine.stream import think_open_at_end
@@ -266,16 +276,19 @@ class Engine:
 
     def generate_many(self, prompt: str, samplings: list[SamplingConfig], *,
                       on_event: OnEvent | None = None,
-                      stop_when: StopWhen | None = None) -> list[Completion]:
+                      stop_when: StopWhen | None = None,
+                      wanted: Wanted | None = None) -> list[Completion]:
         """K samples of one prompt, decoded together; sample i follows samplings[i].
 
         `stop_when(finished)` is asked each time samples finish; when it says True the
         samples still running end with finish_reason "cancelled" (early stop of a vote).
+        `wanted(finished)` is the vote's schedule: on a CPU no more samples start than it says
+        (see batch.Scheduler); on a GPU all start at once.
         """
         if not samplings:
             raise EngineError("no samples requested; use --samples 1 or more")
         job = Job(self.prompt_tokens(prompt), list(samplings), think_open_at_end(prompt),
-                  on_event, stop_when)
+                  on_event, stop_when, wanted=wanted)
         self.run([job])
         return job.completions()
 
@@ -301,19 +314,18 @@ class Engine:
             wanted = widest if len(jobs) == 1 else max(widest, min(total, self._sequence_cap()))
         path = self.choose_path([s for j in jobs for s in j.samplings])
         wanted = min(wanted, sizing.MAX_SEQUENCES)
-        pool = self._slots.kv_plan(wanted, need)
-        slots = wanted if pool is not None else self._slots.fit(wanted, need, widest)
+        slots = self._slots.fit(wanted, need, widest)
         self._slots.prefilled = 0
         self._last_path = path
         try:
             with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
-                slots = self._slots.ensure_context(slots, need, graph=path == "graph", pool=pool)
+                slots = self._slots.ensure_context(slots, need, graph=path == "graph")
         except KeyboardInterrupt:
             first = jobs[0]
             raise GenerationInterrupted([unstarted(i, s, len(first.tokens))
                                          for i, s in enumerate(first.samplings)]) from None
         self._slots.rearm()  # an abort() of an earlier call is spent
-        Scheduler(self._slots, slots, path, on_done).run(jobs)
+        Scheduler(self._slots, slots, path, on_done, schedule=not self._gpu_offload).run(jobs)
 
     def _sequence_cap(self) -> int:
         return sizing.MAX_SEQUENCES if self._gpu_offload else sizing.CPU_SEQUENCES

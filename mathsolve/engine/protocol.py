@@ -21,6 +21,10 @@ from mathsolve.engine.stream import EventKind
 
 OnEvent = Callable[["TextEvent"], None]
 StopWhen = Callable[[list["Completion"]], bool]
+# The vote's schedule (solving.solve.VoteRule.wanted): how many of a job's samples should have
+# started, given its finished ones. The local engine on a CPU starts no more than that; on a GPU,
+# where a wider batch costs little, and on a server, all start at once.
+Wanted = Callable[[list["Completion"]], int]
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Job:
     on_event: OnEvent | None = None
     stop_when: StopWhen | None = None
     tag: object = None
+    wanted: Wanted | None = None
     done: dict[int, Completion] = field(default_factory=dict)
     started: int = 0
     prompt_seconds: float = 0.0
@@ -126,7 +131,8 @@ class EngineProtocol(Protocol[PromptT]):
 
     def generate_many(self, prompt: PromptT, samplings: list[SamplingConfig], *,
                       on_event: OnEvent | None = None,
-                      stop_when: StopWhen | None = None) -> list[Completion]: ...
+                      stop_when: StopWhen | None = None,
+                      wanted: Wanted | None = None) -> list[Completion]: ...
 
     def close(self) -> None: ...
 

@@ -173,11 +173,13 @@ class ServerEngine:
     def generate_many(self, prompt: ChatPrompt, samplings: list[SamplingConfig], *,
                       on_event: OnEvent | None = None,
                       stop_when: Callable[[list[Completion]], bool] | None = None,
+                      wanted: Callable[[list[Completion]], int] | None = None,
                       ) -> list[Completion]:
         """K requests at once (one thread each, at most `concurrency` in flight engine-wide).
         Events and notes are delivered on the calling thread, so renderers need no locks.
         `stop_when(finished)` as in Engine.generate_many: True ends the samples still running
-        (finish_reason "cancelled")."""
+        (finish_reason "cancelled"). `wanted` (the vote's schedule) is not used: a server
+        decodes its requests in a batch, where starting them all at once costs little."""
         if not isinstance(prompt, ChatPrompt):
             raise EngineError("ServerEngine.generate needs the prompt from ServerEngine.render")
         if not samplings:

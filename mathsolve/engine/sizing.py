@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mathsolve.errors import EngineError
+
 KV_PAD = 256  # llama.cpp pads each sequence's KV stream to this many cells
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ
 CPU_SEQUENCES = 32  # beyond this a CPU gains little per extra sequence and prefills stall more
@@ -120,52 +122,41 @@ def _meta_str(model: Any, key: str) -> str | None:
     return buf.value.decode("utf-8", "replace") if n >= 0 else None
 
 
-def sequences_that_fit(wanted: int, cells: int, bytes_per_cell: int, *, gpu: bool,
-                       budget_cells: int | None = None) -> int:
-    """How many sequences of `cells` KV cells to allocate, at most `wanted`.
-
-    CPU: half of the available RAM for the KV cache. GPU: the free memory of the device less
-    a reserve for compute buffers (a context that still does not fit is halved on creation).
-    `budget_cells` overrides both (tests, and --kv-budget style limits).
-    """
-    if budget_cells is not None:
-        return max(1, min(wanted, budget_cells // max(1, cells)))
+def kv_memory(gpu: bool) -> tuple[int | None, str]:
+    """Bytes the KV cache may take by the memory rule, and the rule in words: half the
+    available RAM on a CPU, the GPU's free memory less a reserve for compute buffers. None
+    when the machine does not say."""
     free = free_gpu_memory() if gpu else available_ram()
     if free is None:
-        return max(1, wanted)
-    usable = (free - GPU_RESERVE_BYTES) if gpu else free // 2
-    per_sequence = max(1, cells * bytes_per_cell)
-    return max(1, min(wanted, usable // per_sequence))
+        return None, "the machine does not say how much memory is free"
+    if gpu:
+        return max(0, free - GPU_RESERVE_BYTES), f"the GPU's free memory less {GPU_RESERVE_BYTES / 1e9:.0f} GB"
+    return free // 2, "half the available RAM"
 
 
-CELLS_PER_EXTRA_SAMPLE = 1024  # default pool: one whole sample, then this much for each other one
+def streams_that_fit(wanted: int, cells: int, bytes_per_cell: int, *, gpu: bool,
+                     budget_bytes: int | None = None) -> tuple[int, str]:
+    """How many KV streams of `cells` cells to allocate, at most `wanted`, and why.
 
-
-def kv_plan(wanted: int, cells: int, bytes_per_cell: int, *, gpu: bool,
-            budget_bytes: int | None = None) -> int | None:
-    """None for per-sample KV streams, else the cells of one unified pool for `wanted`
-    samples that may each grow to `cells`.
-
-    Streams when every sample fits whole: attention then reads only a sample's own cells
-    (a unified cache attends over every used cell of the pool). Otherwise one pool shared by
-    all samples (and, unified, the prompt's cells are shared by a problem's samples), sized
-    by what samples really hold rather than by --ctx: `budget_bytes` (--kv-budget) when
-    given, else one whole sample plus CELLS_PER_EXTRA_SAMPLE for each other one (math
-    samples use a few hundred to a few thousand cells), capped by half the free RAM (CPU) or
-    the GPU's free memory less a reserve. When the pool fills, the scheduler preempts the
-    youngest sample. A pool is never smaller than one whole sample.
+    A stream per sample, never a shared pool: a sample that starts can always finish, so
+    none is ever preempted, and its attention reads only its own cells (a unified cache
+    attends over every used cell of every sample). When the memory rule (kv_memory), or
+    `budget_bytes` (--kv-budget) in its place, holds fewer streams than samples, the samples
+    run that many at a time, the next starting as one finishes. Raises EngineError when not
+    even one stream fits the budget.
     """
-    per_cell = max(1, bytes_per_cell)
-    if wanted <= 1:
-        return None
+    per_stream = max(1, cells * bytes_per_cell)
     if budget_bytes is not None:
-        pool = budget_bytes // per_cell // KV_PAD * KV_PAD
-        return None if pool >= wanted * cells else max(cells, pool)
-    pool = round_up(cells + (wanted - 1) * CELLS_PER_EXTRA_SAMPLE, KV_PAD)
-    if wanted * cells <= pool:
-        return None
-    free = free_gpu_memory() if gpu else available_ram()
-    if free is not None:
-        usable = (free - GPU_RESERVE_BYTES) if gpu else free // 2
-        pool = min(pool, max(0, usable) // per_cell // KV_PAD * KV_PAD)
-    return max(cells, pool)
+        if budget_bytes < per_stream:
+            raise EngineError(f"--kv-budget {budget_bytes / 1e9:.3g} GB holds {budget_bytes // max(1, bytes_per_cell)} "
+                              f"tokens of KV, one sample needs {cells}; raise it or lower --ctx")
+        usable, held = budget_bytes, f"--kv-budget {budget_bytes / 1e9:.3g} GB"
+    else:
+        memory, rule = kv_memory(gpu)
+        if memory is None:
+            return max(1, wanted), rule
+        usable, held = memory, f"{rule} ({memory / 1e9:.2f} GB)"
+    fit = max(1, min(wanted, usable // per_stream))
+    if fit == wanted:
+        return fit, f"all {wanted} fit in {held}"
+    return fit, f"{held} holds {fit}; the others start as samples finish"

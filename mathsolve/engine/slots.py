@@ -12,14 +12,12 @@ from typing import Any
 
 from mathsolve.config import EngineConfig, SamplerPath
 from mathsolve.engine import sizing
-from mathsolve.engine.decode import InterruptibleDecode, PoolFull, SampleState, Vocabulary, sampler_chain
-from mathsolve.engine.layout import FreeCells, PoolLayout
+from mathsolve.engine.decode import InterruptibleDecode, SampleState, Vocabulary, sampler_chain
 from mathsolve.engine.protocol import Job
 from mathsolve.engine.rows import RowSampler
 from mathsolve.errors import EngineError
 
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
-RESTORE_CHUNK = 32  # restore() on the CPU: under llama.cpp's 64-row attention tile, as decode did
 
 
 class SlotContext:
@@ -43,9 +41,7 @@ class SlotContext:
         self._ctx_seqs = 0
         self._ctx_cells = 0
         self._ctx_graph = False
-        self._ctx_pool: int | None = None  # cells of the unified pool; None: a stream per slot
-        self._layout: FreeCells = FreeCells()  # PoolLayout for a pool on the CPU (layout.py)
-        self._busy: set[int] = set()  # slots of samples started and not yet released
+        self._kv_reason = ""  # why the context has the streams it has (-v, kv_description)
         self._batch: Any = None
         self._outputs: list[int] = []  # the batch index of each row's output in the last decode_rows
         self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
@@ -54,7 +50,6 @@ class SlotContext:
         self._rows = RowSampler(n_vocab, threads)
         self._abort: tuple[Any, Any] | None = None  # (native.flag_abort_callback, its flag buffer)
         self.prefilled = 0  # prompt tokens evaluated by prefill since the run began (Engine.run resets it)
-        self.prompts_dropped = 0  # preempted samples that gave up their prompt's cells too (tests)
 
     def close(self) -> None:
         """Free the context, its batch and sampler chains, and the vector sampler's threads."""
@@ -76,17 +71,8 @@ class SlotContext:
     def kv_description(self) -> str:
         """What KV cache the last run chose, in words (-v)."""
         gb = self.kv_bytes / 1e9
-        if self._ctx_pool is not None:
-            return (f"KV cache: one unified pool of {self._ctx_pool} tokens ({gb:.2f} GB, "
-                    f"{self._cfg.kv_type}) shared by up to {self._ctx_seqs} samples; the youngest "
-                    "is preempted when it fills")
         return (f"KV cache: a stream of {self._ctx_cells} tokens per sample x {self._ctx_seqs} "
-                f"({gb:.2f} GB, {self._cfg.kv_type})")
-
-    @property
-    def compactions(self) -> int:
-        """Times the pool was compacted (layout.py) since the context was made."""
-        return self._layout.compactions
+                f"({gb:.2f} GB, {self._cfg.kv_type}): {self._kv_reason}")
 
     def kv_sequence_lengths(self) -> list[int]:
         """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
@@ -104,7 +90,6 @@ class SlotContext:
         if self._ctx is not None:
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
         self._slot_tokens = [[] for _ in self._slot_tokens]
-        self._layout.parked = False
 
     # ---- sizing and the context --------------------------------------------------------------
 
@@ -112,52 +97,35 @@ class SlotContext:
         """Bytes of K and V one token takes in this model's cache (sizing.kv_bytes_per_cell)."""
         return sizing.kv_bytes_per_cell(self._model, self._cfg.kv_type)
 
-    def kv_plan(self, wanted: int, need: int) -> int | None:
-        """The unified pool's cells for `wanted` samples of up to `need` tokens, or None for
-        per-sample streams (sizing.kv_plan; the tests' kv_budget_tokens keeps streams)."""
-        if self._cfg.kv_budget_tokens:
-            return None
-        cells = sizing.round_up(need, sizing.KV_PAD)
-        per_cell, budget = self.kv_bytes_per_cell(), self._cfg.kv_budget
-        pool = sizing.kv_plan(wanted, cells, per_cell, gpu=self._gpu_offload, budget_bytes=budget)
-        if pool is not None and budget is not None and pool * per_cell > budget:
-            raise EngineError(f"--kv-budget {budget / 1e9:.2f} GB holds {budget // per_cell} "
-                              f"tokens of KV, one sample needs {cells}; raise it or lower --ctx")
-        return pool
-
     def fit(self, wanted: int, need: int, widest: int) -> int:
-        """Slots of `need` tokens that fit in memory (or in kv_budget_tokens), at most `wanted`."""
+        """Streams of `need` tokens that fit in memory (or in --kv-budget), at most `wanted`."""
         cells = sizing.round_up(need, sizing.KV_PAD)
-        slots = sizing.sequences_that_fit(wanted, cells, self.kv_bytes_per_cell(),
-                                          gpu=self._gpu_offload,
-                                          budget_cells=self._cfg.kv_budget_tokens or None)
+        slots, self._kv_reason = sizing.streams_that_fit(wanted, cells, self.kv_bytes_per_cell(),
+                                                         gpu=self._gpu_offload, budget_bytes=self._cfg.kv_budget)
         if slots < widest:
             self._warn(f"the KV cache for {widest} samples x {need} tokens does not fit; "
-                       f"decoding them in groups of {slots}")
+                       f"decoding them {slots} at a time")
         return slots
 
-    def ensure_context(self, seqs: int, need: int, *, graph: bool, pool: int | None = None) -> int:
-        """A context with >= seqs slots of >= need cells each (a stream per slot), or with
-        `pool` cells that seqs slots share (unified); returns the slots usable."""
+    def ensure_context(self, seqs: int, need: int, *, graph: bool) -> int:
+        """A context with >= seqs slots of >= need cells each (a stream per slot); returns the
+        slots usable."""
         import llama_cpp
 
         cells = sizing.round_up(need, sizing.KV_PAD)
-        same_kind = (pool is None) == (self._ctx_pool is None)
-        big_enough = self._ctx_cells >= cells and (pool is None or (self._ctx_pool or 0) >= pool)
         if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_graph == graph
-                and same_kind and big_enough):
+                and self._ctx_cells >= cells):
             return seqs
         self._free_context()
         while True:
             params = llama_cpp.llama_context_default_params()
-            params.n_ctx = pool or cells * seqs
-            ordered = pool is not None and not self._gpu_offload
-            params.n_seq_max = seqs + 1 if ordered else seqs  # + the sequence parked cells go to
+            params.n_ctx = cells * seqs
+            params.n_seq_max = seqs
             params.n_batch = max(PROMPT_CHUNK, seqs)
             params.n_ubatch = max(PROMPT_CHUNK, seqs)
             params.n_threads = self._threads
             params.n_threads_batch = self._threads
-            params.kv_unified = pool is not None
+            params.kv_unified = False
             if self._cfg.kv_type == "q8_0":  # a quantised V cache needs flash attention
                 params.type_k = params.type_v = llama_cpp.GGML_TYPE_Q8_0
                 params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
@@ -167,21 +135,18 @@ class SlotContext:
             ctx = llama_cpp.llama_init_from_model(self._model, params)
             if ctx is not None:
                 break
-            if pool is not None:
-                raise EngineError(f"llama.cpp could not allocate a KV pool of {pool} tokens; "
-                                  "lower --kv-budget, --ctx or --samples")
             if seqs == 1:
                 raise EngineError(
                     f"llama.cpp could not allocate a context of {cells} tokens; "
                     "lower --ctx or --max-tokens"
                 )
             seqs = max(1, seqs // 2)
-            self._warn(f"not enough memory for the KV cache; decoding in groups of {seqs}")
-        self._ctx, self._ctx_seqs, self._ctx_graph, self._ctx_pool = ctx, seqs, graph, pool
-        self._layout = PoolLayout(seqs) if ordered else FreeCells()
+            self._warn(f"not enough memory for the KV cache; decoding {seqs} samples at a time")
+            self._kv_reason = f"llama.cpp could allocate {seqs}"
+        self._ctx, self._ctx_seqs, self._ctx_graph = ctx, seqs, graph
         self._install_abort()
         self._rows.forget_logits()
-        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)  # unified: the whole pool
+        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
         self._slot_tokens = [[] for _ in range(seqs)]
         if self._cfg.verbose:  # said once a context made (a reused one was said when made)
@@ -230,7 +195,6 @@ class SlotContext:
             llama_cpp.llama_sampler_free(chain)
         self._attached = {}
         self._slot_tokens = []
-        self._busy = set()
 
     # ---- slots (batch.Slots) -------------------------------------------------------------------
 
@@ -244,34 +208,26 @@ class SlotContext:
 
         want = prompt[:-1]
         mem = llama_cpp.llama_get_memory(self._ctx)
-        layout = self._layout
         common = _common_prefix(self._slot_tokens[slot], want)
         if common < len(want) and sibling is not None:  # a running sibling holds the prompt
-            layout.drop(mem, slot, -1)
-            upto = len(want) if self._ctx_pool is not None else -1  # streams copy whole (then cut)
-            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, 0 if upto > 0 else -1, upto)
-            common = len(want)
-            layout.copied(slot, sibling.seq_id, len(want))
-        elif common < len(want) or len(self._slot_tokens[slot]) != len(want):
-            layout.own(slot, len(want))  # prefilled here, or a longer kept prompt cut back
-        if not layout.drop(mem, slot, common):
-            layout.drop(mem, slot, -1)
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, -1, -1)  # a stream copies whole
+            common = len(want)  # then its tokens past the prompt are cut below
+        if not llama_cpp.llama_memory_seq_rm(mem, slot, common, -1):
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
             common = 0
         self._slot_tokens[slot] = want[:common]
         if common == len(want):
             self._slot_tokens[slot] = list(want)
             return 0.0
         start = time.perf_counter()
-        layout.filling = slot
         try:
             with InterruptibleDecode(self._ctx, self._abort):
                 self._prefill(slot, want, common)
         except BaseException:  # Ctrl-C or a failed decode: the slot's KV is not known to be whole
-            layout.drop(mem, slot, -1)
+            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
             self._slot_tokens[slot] = []
             raise
-        finally:
-            layout.filling = None
         self._slot_tokens[slot] = list(want)
         self.prefilled += len(want) - common
         return time.perf_counter() - start
@@ -301,7 +257,6 @@ class SlotContext:
             chain = sampler_chain(sampling)
             if path == "graph":
                 self._attach(slot, chain)
-        self._busy.add(slot)
         return SampleState(self._vocab, job, index, slot, min(sampling.max_tokens, limit - len(job.tokens)),
                            chain)
 
@@ -339,12 +294,7 @@ class SlotContext:
                 n += 1
             self._outputs.append(n - 1)
         b.n_tokens = n
-        try:
-            self._decode()
-        except PoolFull:
-            for seq in rows:
-                seq.unfeed()
-            raise
+        self._decode()
 
     def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]:
         return self._rows.sample(self._ctx, self._ctx_seqs, self._outputs, rows, path)
@@ -359,63 +309,14 @@ class SlotContext:
         if self._ctx is None:
             return
         keep = len(self._slot_tokens[seq.seq_id])
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        if self._ctx_pool is not None and seq.job.started >= len(seq.job.samplings):
-            keep = 0  # a pool keeps no prompt that no sample of its problem will start from
-            self._slot_tokens[seq.seq_id] = []
-        self._busy.discard(seq.seq_id)
-        self._layout.drop(mem, seq.seq_id, keep)
-
-    def evict(self, seq: SampleState) -> None:
-        """Preemption (the pool is full): free the sample's generated cells; its prompt's
-        cells stay (a sibling shares them). restore() brings the rest back."""
-        self._drop(seq.seq_id, seq.n_prompt - 1)
-
-    def evict_prompt(self, seq: SampleState) -> bool:
-        """A preempted sample gives up its prompt's cells too (a lone running sample needs
-        them); restore() prefills the prompt again. False when it held none."""
-        if not self._slot_tokens[seq.seq_id]:
-            return False
-        self._drop(seq.seq_id, -1)
-        self._slot_tokens[seq.seq_id] = []
-        self.prompts_dropped += 1
-        return True
-
-    def _drop(self, seq_id: int, p0: int) -> None:  # positions >= p0 (-1: all): freed, or parked
-        import llama_cpp
-
-        self._layout.drop(llama_cpp.llama_get_memory(self._ctx), seq_id, p0)
-
-    def restore(self, seq: SampleState) -> None:
-        """A preempted sample's cells again: its last prompt token and its tokens so far,
-        prefilled in chunks (the next token it decodes is seq.next_input, as before); on the
-        CPU in chunks small enough that its cells come back as its decode steps made them."""
-        full = seq.job.tokens + seq.ids
-        chunk = RESTORE_CHUNK if self._layout.ordered else PROMPT_CHUNK
-        start = 0 if not self._slot_tokens[seq.seq_id] else seq.n_prompt - 1  # 0: evict_prompt took it
-        try:
-            with InterruptibleDecode(self._ctx, self._abort):
-                if start == 0:  # the prompt again, as it was first made
-                    self._layout.own(seq.seq_id, seq.n_prompt - 1)
-                    self._prefill(seq.seq_id, full[:seq.n_prompt - 1], 0)
-                    self._slot_tokens[seq.seq_id] = list(seq.job.tokens[:-1])
-                self._prefill(seq.seq_id, full[:seq.pos], seq.n_prompt - 1, chunk)
-        except BaseException:  # what it holds now is not known whole: back to as it was
-            self._drop(seq.seq_id, -1 if not self._slot_tokens[seq.seq_id] else seq.n_prompt - 1)
-            raise
-        self.prefilled += seq.pos - start
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), seq.seq_id, keep, -1)
 
     def _decode(self) -> None:
         import llama_cpp
 
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
-        if rc == 1 and self._layout.parked:
-            self._layout.compact(self._ctx, self._slot_tokens, self._busy)  # the parked cells free, in order
-            rc = llama_cpp.llama_decode(self._ctx, self._batch)
         if rc == 2:  # aborted: Ctrl-C during a long prompt (InterruptibleDecode), or abort()
             raise KeyboardInterrupt
-        if rc == 1 and self._ctx_pool is not None:  # nothing decoded, the cache as it was
-            raise PoolFull()
         if rc != 0:
             raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
 

@@ -10,7 +10,7 @@ from typing import TypeVar, cast
 from mathsolve.answers.equivalence import equivalent
 from mathsolve.answers.extract import Extraction, extract
 from mathsolve.answers.verify import Check
-from mathsolve.answers.vote import Vote, VoteGroup, vote_confidence
+from mathsolve.answers.vote import Vote, VoteGroup, confidence, vote_confidence
 from mathsolve.answers.vote import vote as vote_answers
 from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
 from mathsolve.engine.loading import ModelInfo
@@ -85,28 +85,60 @@ def sample_seeds(sampling: SamplingConfig, options: SolveOptions) -> list[Sampli
     return [sampling.with_seed(sampling.seed + i) for i in range(options.samples)]
 
 
-def stop_rule(options: SolveOptions) -> Callable[[list[Completion]], bool] | None:
-    """When to end a problem's remaining samples: --stop-when-decided (the vote can no longer
-    change) and/or --confidence P (the vote's confidence over the finished samples >= P)."""
+class VoteRule:
+    """--stop-when-decided (the vote can no longer change) and/or --confidence P (the vote's
+    confidence over the finished samples >= P) for one problem's K samples.
+
+    `rule(finished)` says whether the samples still running may end now. `wanted(finished)` is
+    the schedule: how many of the K samples should have started by now, the fewest that could
+    make the rule hold if every one not finished yet agreed with the leading answer. So a vote
+    at --confidence 0.95 starts 4 samples (4 agreeing answers reach 0.97) and starts more only
+    once an answer disagrees; it depends on the finished answers alone, never on time. Each
+    finished sample's answer is extracted once."""
+
+    def __init__(self, options: SolveOptions) -> None:
+        self.samples = options.samples
+        self.exact = options.stop_when_decided
+        self.threshold = options.confidence
+        self.timeout = options.check_timeout
+        self._answers: dict[int, str | None] = {}
+
+    def _vote(self, done: list[Completion]) -> Vote:
+        for c in done:
+            if c.sample not in self._answers and c.finish_reason in FINISHED:
+                self._answers[c.sample] = extract(c.text, complete=c.finish_reason == "stop").answer
+        return vote_answers([self._answers[c.sample] for c in done if c.finish_reason in FINISHED],
+                            timeout=self.timeout)
+
+    def __call__(self, done: list[Completion]) -> bool:
+        votes = self._vote(done)
+        if self.exact and _decided(votes, done, self.samples):
+            return True
+        conf = vote_confidence(votes) if self.threshold is not None else None
+        return conf is not None and self.threshold is not None and conf >= self.threshold
+
+    def wanted(self, done: list[Completion]) -> int:
+        votes = self._vote(done)
+        finished = votes.total
+        leader = votes.groups[0].count if votes.groups else 0
+        runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0
+        left = self.samples - finished
+        more = [left]
+        if self.exact:  # leader + m > runner_up + (left - m): m more agreeing samples decide it
+            more.append(max(0, (runner_up + left - leader) // 2 + 1))
+        if self.threshold is not None:
+            against = max(runner_up, finished - sum(g.count for g in votes.groups))
+            more.append(next((m for m in range(left + 1) if confidence(leader + m, against) >= self.threshold),
+                             left))
+        return min(self.samples, finished + min(more))
+
+
+def stop_rule(options: SolveOptions) -> VoteRule | None:
+    """The problem's vote rule (VoteRule), or None where no rule applies (K = 1, or neither
+    --stop-when-decided nor --confidence)."""
     if options.samples == 1 or not (options.stop_when_decided or options.confidence is not None):
         return None
-    exact, threshold = options.stop_when_decided, options.confidence
-    answers: dict[int, str | None] = {}  # each finished sample's answer, extracted once
-
-    def rule(done: list[Completion]) -> bool:
-        for c in done:
-            if c.sample not in answers and c.finish_reason in FINISHED:
-                answers[c.sample] = extract(c.text, complete=c.finish_reason == "stop").answer
-        votes = vote_answers([answers[c.sample] for c in done if c.finish_reason in FINISHED],
-                             timeout=options.check_timeout)
-        if exact and _decided(votes, done, options.samples):
-            return True
-        if threshold is None:
-            return False
-        conf = vote_confidence(votes)
-        return conf is not None and conf >= threshold
-
-    return rule
+    return VoteRule(options)
 
 
 def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingConfig,
@@ -120,7 +152,8 @@ def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingC
     if options.samples == 1:
         completions = [engine.generate(prompt, configs[0], on_event=on_event)]
     elif rule is not None:
-        completions = engine.generate_many(prompt, configs, on_event=on_event, stop_when=rule)
+        completions = engine.generate_many(prompt, configs, on_event=on_event, stop_when=rule,
+                                           wanted=rule.wanted)
     else:
         completions = engine.generate_many(prompt, configs, on_event=on_event)
     return finish(problem, completions, sampling, options, model, start)
@@ -151,9 +184,10 @@ def solve_many(engine: InFlightEngine, problems: list[Problem],
         except MathsolveError as exc:
             on_result(index, error_result(problem, str(exc), model, sampling))
             continue
+        rule = stop_rule(options)
         jobs.append(Job(tokens, sample_seeds(sampling, options), think_open_at_end(prompt),
-                        on_event=_for_problem(on_event, index), stop_when=stop_rule(options),
-                        tag=(index, sampling)))
+                        on_event=_for_problem(on_event, index), stop_when=rule,
+                        tag=(index, sampling), wanted=rule.wanted if rule else None))
 
     def done(job: Job) -> None:
         index, sampling = cast("tuple[int, SamplingConfig]", job.tag)  # the tag set above

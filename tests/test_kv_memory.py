@@ -1,4 +1,5 @@
-"""KV memory by what samples use: a unified pool with preemption, and a q8_0 KV cache."""
+"""KV memory by the memory rule (issue 24): a stream per sample, as many at once as fit, none
+ever preempted; samples that do not fit run in turns with their full tokens; a q8_0 KV cache."""
 
 from __future__ import annotations
 
@@ -19,25 +20,26 @@ GB = 10**9
 STORY = "Tell me a very long story about a dragon, with many chapters."
 
 
-def test_the_default_pool_holds_what_samples_use_not_k_times_ctx():
-    today = 8 * 8192 * QWEN3_4B_CELL  # a stream of --ctx cells per sample: 9.7 GB
-    pool = sizing.kv_plan(8, 8192, QWEN3_4B_CELL, gpu=False)
-    assert pool is not None and pool >= 8192  # one sample may still grow to the whole context
-    assert pool * QWEN3_4B_CELL <= 0.25 * today
-    pool32 = sizing.kv_plan(32, 8192, QWEN3_4B_CELL, gpu=False)
-    assert pool32 is not None and pool32 * QWEN3_4B_CELL <= 8 * GB
+def test_every_sample_gets_its_stream_when_k_times_ctx_fits(monkeypatch):
+    """24 GB machine, 20 GB available: half of it holds 8 streams of 8192 tokens (9.7 GB)."""
+    monkeypatch.setattr(sizing, "available_ram", lambda: 20 * GB)
+    fit, why = sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False)
+    assert fit == 8 and "all 8 fit in half the available RAM (10.00 GB)" == why
 
 
-def test_streams_when_every_sample_fits_whole():
-    assert sizing.kv_plan(1, 8192, QWEN3_4B_CELL, gpu=False) is None  # K = 1: its own stream
-    assert sizing.kv_plan(8, 512, QWEN3_4B_CELL, gpu=False) is None  # 8 x 512 < 512 + 7 x 1024
-    assert sizing.kv_plan(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=10 * GB) is None
+def test_samples_that_do_not_fit_run_in_turns(monkeypatch):
+    """8 GB available: half of it holds 3 streams of 8192 tokens; the rest wait for a slot."""
+    monkeypatch.setattr(sizing, "available_ram", lambda: 8 * GB)
+    fit, why = sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False)
+    assert fit == 3 and "holds 3" in why and "the others start as samples finish" in why
 
 
-def test_a_3_gb_budget_runs_8_samples_of_256_tokens_at_once():
-    pool = sizing.kv_plan(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=3 * GB)
-    assert pool is not None and pool * QWEN3_4B_CELL <= 3 * GB
-    assert pool >= 8 * 256 + 512  # eight samples of 256 tokens and a prompt
+def test_kv_budget_takes_the_place_of_the_memory_rule(monkeypatch):
+    monkeypatch.setattr(sizing, "available_ram", lambda: 100 * GB)
+    fit, why = sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=3 * GB)
+    assert fit == 3 * GB // (8192 * QWEN3_4B_CELL) == 2 and "--kv-budget 3 GB holds 2" in why
+    with pytest.raises(EngineError, match="--kv-budget 0.5 GB holds 3390 tokens of KV, one sample needs 8192"):
+        sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=GB // 2)
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +56,22 @@ def run(gguf: Path, n: int, max_tokens: int, **cfg) -> tuple[list, Engine]:
     return engine.generate_many(prompt, samplings), engine
 
 
-def test_a_pool_too_small_for_all_samples_still_gives_each_its_full_tokens(smollm2_gguf, cell_bytes):
+def test_a_budget_too_small_for_all_samples_gives_each_its_full_tokens_in_turns(smollm2_gguf, cell_bytes):
+    """Three samples of 100 tokens, a budget of one 256-cell stream: one at a time, every sample
+    its full tokens, the same tokens as three streams at once, the same again on a second run."""
     free, engine = run(smollm2_gguf, 3, 100)
-    n_prompt = len(engine.tokenize(engine.render(STORY)))
     engine.close()
-    pooled, engine = run(smollm2_gguf, 3, 100, kv_budget=256 * cell_bytes)
-    assert "unified pool of 256 tokens" in engine.kv_description()
-    restored = engine.last_prefill_tokens - (n_prompt - 1)
-    compactions = engine.slots.compactions
+    turns, engine = run(smollm2_gguf, 3, 100, kv_budget=256 * cell_bytes)
+    assert "a stream of 256 tokens per sample x 1" in engine.kv_description()
     engine.close()
-    assert restored > 0  # a sample was preempted and its tokens prefilled again
-    assert compactions > 0  # the preempted sample's cells were parked, then freed in order
-    for b in pooled:
+    again, engine = run(smollm2_gguf, 3, 100, kv_budget=256 * cell_bytes)
+    engine.close()
+    for b in turns:
         assert b.finish_reason in ("stop", "length")
         if b.finish_reason == "length":
-            assert b.completion_tokens == 100  # its full tokens, none lost to the preemption
-    # On the CPU every sample's tokens are those of separate streams, the preempted one's too
-    assert [c.tokens for c in pooled] == [c.tokens for c in free]
-    assert [c.sample for c in pooled] == [0, 1, 2]
+            assert b.completion_tokens == 100  # its full tokens
+    assert [c.tokens for c in turns] == [c.tokens for c in free] == [c.tokens for c in again]
+    assert [c.sample for c in turns] == [0, 1, 2]
 
 
 QUESTIONS = ["Tell me a story about a dragon.", "What is 17 * 23? Explain.", "Write a poem about the sea.",
@@ -88,27 +88,13 @@ def in_flight(gguf: Path, **cfg) -> tuple[list[list[tuple[int, ...]]], Engine]:
     return [[c.tokens for c in job.completions()] for job in jobs], engine
 
 
-def test_problems_in_flight_in_a_small_pool_give_the_tokens_of_separate_streams(smollm2_gguf, cell_bytes):
+def test_problems_in_flight_in_a_small_budget_give_the_tokens_of_separate_streams(smollm2_gguf, cell_bytes):
     free, engine = in_flight(smollm2_gguf)
     engine.close()
-    pooled, engine = in_flight(smollm2_gguf, kv_budget=256 * cell_bytes)
-    assert "unified pool of 256 tokens" in engine.kv_description()
-    compactions, prompts_dropped = engine.slots.compactions, engine.slots.prompts_dropped
+    fewer, engine = in_flight(smollm2_gguf, kv_budget=2 * 256 * cell_bytes)
+    assert "x 2 " in engine.kv_description()
     engine.close()
-    assert compactions > 0
-    # the pool got so full that the one sample left running needed the waiting samples' prompt
-    # cells: their prompts were prefilled again when they came back
-    assert prompts_dropped > 0
-    assert pooled == free
-
-
-def test_a_pool_without_preemption_gives_the_tokens_of_separate_streams(smollm2_gguf, cell_bytes):
-    free, engine = run(smollm2_gguf, 3, 60)
-    engine.close()
-    pooled, engine = run(smollm2_gguf, 3, 60, kv_budget=512 * cell_bytes)  # 3 x 256 > 512 > use
-    assert "unified pool" in engine.kv_description()
-    engine.close()
-    assert [c.tokens for c in pooled] == [c.tokens for c in free]
+    assert fewer == free
 
 
 def test_a_budget_below_one_sample_is_a_clear_error(smollm2_gguf, cell_bytes):
@@ -139,5 +125,6 @@ def test_verbose_says_what_the_kv_cache_chose(smollm2_gguf):
     # Made while loading (the warm-up), for --max-tokens + a 256-token prompt in 256-cell steps
     # (8 + 256 -> 512), and kept: the problem (prompt + 8 tokens) decodes in it, no other line.
     assert b"KV cache: a stream of 512 tokens per sample x 3" in proc.stderr
+    assert b"all 3 fit in half the available RAM" in proc.stderr  # and why
     assert proc.stderr.count(b"KV cache:") == 1
     assert b"q8_0" in proc.stderr
