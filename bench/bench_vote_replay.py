@@ -38,7 +38,7 @@ TOOLS = REPO / "scratch" / "llama.cpp" / "build" / "bin"
 # Milliseconds of one decode step of B rows, Qwen3-4B-shaped Q4_K_M, 2 threads.
 MACHINES = {
     "xeon-amx": {1: 212, 2: 278, 3: 322, 4: 372, 6: 465, 8: 644},  # issue 24 (llama-bench -p B --repack 0)
-    "amd-epyc": {1: 91.5, 2: 191, 3: 235, 4: 319, 6: 447, 8: 637},  # 2026-12-07, llama-batched-bench S_TG
+    "amd-epyc": {1: 81, 2: 134, 3: 190, 4: 224, 6: 344, 8: 499},  # 2026-12-07, --measure (weights repacked)
 }
 POLICIES = ("full", "today", "schedule", "one-at-a-time")
 
@@ -152,7 +152,8 @@ def main() -> int:
         machines["this machine"] = {int(b): float(ms) for b, ms in (p.split(":") for p in args.steps.split(","))}
     if args.measure:
         machines["this machine"] = measure(args.measure, args.threads)
-        print("step ms by batch size here: " + ", ".join(f"{b}: {ms:.0f}" for b, ms in machines["this machine"].items()))
+        here = machines["this machine"]
+        print("step ms by batch size here: " + ", ".join(f"{b}: {ms:.0f}" for b, ms in here.items()))
     from mathsolve.answers.equivalence import equivalent
     from mathsolve.answers.extract import extract
 
@@ -162,8 +163,9 @@ def main() -> int:
         if any(a is None or b is None or not equivalent(a, b) for a, b in zip(answers, answers[1:])):
             hard.add(pid)
     hard_ids = [i for i, pid in enumerate(problems) if pid in hard and i < len(chosen)]
-    print(f"{len(chosen)} problems x 8 real completions (mean {sum(r['completion_tokens'] for r in rows) / len(rows):.0f} "
-          f"tokens), --confidence {args.confidence}; {len(hard_ids)} problems whose 8 answers disagree")
+    mean = sum(r["completion_tokens"] for r in rows) / len(rows)
+    print(f"{len(chosen)} problems x 8 real completions (mean {mean:.0f} tokens), --confidence {args.confidence}; "
+          f"{len(hard_ids)} problems whose 8 answers disagree")
     for name, table in machines.items():
         outcomes = {p: [replay(s, p, table, args.confidence) for s in chosen] for p in POLICIES}
         full = outcomes["full"]
