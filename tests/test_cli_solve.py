@@ -230,7 +230,8 @@ def test_ctrl_c_in_a_batch_keeps_finished_records_and_exits_130(smollm2_gguf, tm
         assert row["problem"] == texts[int(row["id"]) - 1]
         assert row["error"] is None
         assert row["finish_reason"] in ("stop", "length")  # finished, not cut short by Ctrl-C
-        assert row["completion_tokens"] <= 200 and isinstance(row["completion"], str)
+        assert isinstance(row["completion"], str)
+        assert all(s["completion_tokens"] <= 200 for s in row.get("samples") or [row])  # a vote's: the sum
 
 
 def test_offline_missing_model_fails_at_once_with_the_pull_command(tmp_path):
