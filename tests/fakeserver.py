@@ -130,11 +130,19 @@ class FakeServer:
                     with fake._lock:
                         fake.in_flight += 1
                         fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    self.counted = True
                     try:
                         self._stream(body, cut=plan == "cut")
                     finally:
-                        with fake._lock:
-                            fake.in_flight -= 1
+                        self._leave()
+
+            def _leave(self) -> None:
+                """Out of in_flight once, before the stream's last bytes: a client that has read them
+                may send its next request before this handler returns."""
+                if getattr(self, "counted", False):
+                    self.counted = False
+                    with fake._lock:
+                        fake.in_flight -= 1
 
             def _stream(self, body: dict, cut: bool) -> None:
                 self.send_response(200)
@@ -152,7 +160,9 @@ class FakeServer:
                         time.sleep(fake.pace)
                 if cut:
                     self.close_connection = True
+                    self._leave()
                     return  # no finish_reason, no [DONE]: the connection just ends
+                self._leave()
                 self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if fake.usage:
                     self._event({"choices": [], "usage": {"prompt_tokens": 31,

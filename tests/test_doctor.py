@@ -36,7 +36,8 @@ def test_collect_reports_the_installed_build_and_cache(tmp_path, monkeypatch):
     assert info["cache_root"] == str(tmp_path / "cache")
     assert info["free_disk_gb"] > 0 and info["cached_models"] == []
     rule = "the GPU's free memory" if info["gpu_offload"] else "half the available RAM"
-    assert rule in info["kv_cache"] and "--kv-budget" in info["kv_cache"] and "never preempted" in info["kv_cache"]
+    kv = info["kv_cache"]
+    assert rule in kv and "--kv-budget" in kv and "none is ever preempted" in kv
     from mathsolve.engine.native import cpu_has_amx
 
     assert ("llama.cpp#20824" in info["weights_buffers"]) is cpu_has_amx()
