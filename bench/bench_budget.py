@@ -42,7 +42,7 @@ def cli_record(model: Path, threads: int | None, *args: str) -> tuple[dict, floa
 
 def budgets(model: Path, threads: int | None, limit: float) -> None:
     from mathsolve.config import ANSWER_ALLOWANCE, EngineConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
 
     rec, _ = cli_record(model, threads, "--samples", "2", "--thinking-budget", "256")
     most = max(s["completion_tokens"] for s in rec["samples"])

@@ -78,12 +78,12 @@ def main() -> None:
 
     from llama_cpp import Llama
 
-    from mathsolve.engine.native import patch_llama_defaults
+    from mathsolve.engine.local.native import patch_llama_defaults
 
     patch_llama_defaults()  # the same weights buffers as the engine (see native.model_params)
 
     from mathsolve.config import EngineConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
 
     engine = Engine.load(EngineConfig(str(model), n_ctx=1024, n_threads=args.threads, gpu=True))
     threads = engine.n_threads

@@ -54,8 +54,8 @@ def main() -> int:
     model = args.model or tiny_models(1)[0]
 
     from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine.llama import Engine
-    from mathsolve.engine.loading import ModelInfo
+    from mathsolve.engine.local.engine import Engine
+    from mathsolve.solving.loading import ModelInfo
     from mathsolve.solving.solve import SolveOptions, solve, solve_many
 
     problems = problems_from(args.data, args.problems)
@@ -79,7 +79,7 @@ def main() -> int:
     n_prompt = round(sum(r.prompt_tokens for r in results) / len(results))
     rate = tokens / wall
     print(f"model: {model}  gpu_offload: {engine.gpu_offload}  threads: {engine.n_threads}  "
-          f"sampler: {engine.last_sampler_path}")
+          f"sampler: {engine.choose_path([base])}")
     print(f"{len(problems)} problems x K={args.samples}, {args.tokens} tokens max: {tokens} tokens in "
           f"{wall:.1f} s = {rate:.1f} tok/s with {slots} sequences in flight")
     binary = args.llama_bin / "llama-batched-bench"

@@ -54,8 +54,8 @@ def batched_bench(model: str, npp: int, ntg: int, npl: int, threads: int, shared
 
 def same_weights() -> list[str]:
     """llama.cpp's tools load the weights as mathsolve does: repacked, except on a CPU with AMX,
-    where mathsolve keeps them in plain buffers (engine.native.model_params)."""
-    from mathsolve.engine.native import cpu_has_amx
+    where mathsolve keeps them in plain buffers (engine.local.native.model_params)."""
+    from mathsolve.engine.local.native import cpu_has_amx
 
     return ["--no-repack"] if cpu_has_amx() else []
 
@@ -64,7 +64,7 @@ class Steps:
     """Wraps the engine's sample_rows: the time and width of every decode step."""
 
     def __init__(self, engine: object) -> None:
-        slots = engine.slots  # type: ignore[attr-defined]
+        slots = engine.context  # type: ignore[attr-defined]
         self.marks: list[tuple[float, int]] = []
         inner = slots.sample_rows
 
@@ -102,7 +102,7 @@ class Steps:
 def run(model: str, ctx: int, tokens: int, samples: int, threads: int, *, seed: int = 1,
         prompt_tokens: list[int] | None = None, **engine: object) -> dict[str, object]:
     from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
     from mathsolve.engine.protocol import Job
 
     cfg = EngineConfig(model_path=model, n_ctx=ctx, n_threads=threads, verbose=False, **engine)  # type: ignore[arg-type]
@@ -125,10 +125,10 @@ def run(model: str, ctx: int, tokens: int, samples: int, threads: int, *, seed: 
 
 def kv_bytes_per_cell(model: str, threads: int) -> int:
     from mathsolve.config import EngineConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
 
     with Engine.load(EngineConfig(model_path=model, n_ctx=512, n_threads=threads)) as eng:
-        return eng.slots.kv_bytes_per_cell()
+        return eng.context.kv.bytes_per_cell
 
 
 def main() -> int:
@@ -190,7 +190,7 @@ def main() -> int:
 
     if "depth" in parts:
         from mathsolve.config import EngineConfig
-        from mathsolve.engine.llama import Engine
+        from mathsolve.engine.local.engine import Engine
 
         with Engine.load(EngineConfig(model_path=args.model, n_ctx=512, n_threads=args.threads)) as eng:
             filler = eng.tokenize(" ".join(["The quick brown fox jumps over the lazy dog."] * 1000))

@@ -49,7 +49,7 @@ def main() -> None:
     ks = [int(k) for k in args.ks.split(",")]
 
     from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
 
     engine = Engine.load(EngineConfig(str(model), n_ctx=1024, n_threads=args.threads, gpu=True),
                          warn=lambda m: print("note:", m, file=sys.stderr))

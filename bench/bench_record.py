@@ -92,7 +92,7 @@ def main() -> int:
     model = args.model or tiny_models(1)[0]
     binary = args.llama_bin / "llama-batched-bench"
     from mathsolve.config import EngineConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
 
     with Engine.load(EngineConfig(str(model), n_ctx=args.tokens + 256, n_threads=args.threads)) as engine:
         n_prompt = len(engine.tokenize(engine.render(PROBLEM)))

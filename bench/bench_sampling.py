@@ -67,7 +67,7 @@ def batched_bench(binary: Path, model: Path, ks: list[int], n_prompt: int, token
     cmd = [str(binary), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
            "-npp", str(n_prompt), "-ntg", str(tokens), "-npl", ",".join(map(str, ks)),
            "-t", str(threads), "-ngl", str(ngl)]
-    from mathsolve.engine.native import cpu_has_amx
+    from mathsolve.engine.local.native import cpu_has_amx
 
     if cpu_has_amx():  # the weights in plain CPU buffers, as mathsolve loads them (native.model_params)
         cmd.append("--no-repack")
@@ -86,7 +86,7 @@ def llama_bench_tg(binary: Path, model: Path, threads: int, ngl: int) -> float |
     """llama-bench's tg128 tokens/s (single sequence, no sampling) on the same file."""
     import json
 
-    from mathsolve.engine.native import cpu_has_amx
+    from mathsolve.engine.local.native import cpu_has_amx
 
     proc = subprocess.run([str(binary), "-m", str(model), "-p", "0", "-n", "128", "-r", "2",
                            "-t", str(threads), "-ngl", str(ngl), "-o", "json",
@@ -130,8 +130,8 @@ def main() -> int:
     paths = args.paths.split(",")
     models = args.model or tiny_models(1 if args.quick else 2)
 
-    from mathsolve.config import EngineConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.config import EngineConfig, SamplingConfig
+    from mathsolve.engine.local.engine import Engine
 
     binary = args.llama_bin / "llama-batched-bench"
     for model in models:
@@ -166,7 +166,8 @@ def main() -> int:
                         base += [got[k]] if k in got else []
                 for path, engine in engines.items():
                     rate = max(rates[path])
-                    line = (f"{name:8s} K={k:<3d} {path:6s} ({engine.last_sampler_path:6s}) "
+                    took = engine.choose_path([SamplingConfig(**SAMPLINGS[name])])
+                    line = (f"{name:8s} K={k:<3d} {path:6s} ({took:6s}) "
                             f"{rate:9.1f} tok/s  batch {statistics.mean(fills[path]):5.1f}")
                     if base:
                         target = TARGETS.get((name, k))

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_decode import default_model  # noqa: E402
 
-from mathsolve.engine.native import LLAMA_SERVER  # noqa: E402
+from mathsolve.engine.local.native import LLAMA_SERVER  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "gsm8k_test.jsonl"
 

@@ -114,7 +114,7 @@ def replay(samples: list[dict], policy: str, table: dict[int, float], confidence
 def measure(model: str, threads: int) -> dict[int, float]:
     """Step cost by batch size from llama-batched-bench (S_TG at 32 tokens after a 128-token prompt)."""
     tool = TOOLS / "llama-batched-bench"
-    from mathsolve.engine.native import cpu_has_amx
+    from mathsolve.engine.local.native import cpu_has_amx
 
     repack = ["--no-repack"] if cpu_has_amx() else []  # the weights as mathsolve loads them
     cmd = [str(tool), "-m", model, *repack, "-t", str(threads), "-c", "16384", "-b", "512", "-ub", "512",

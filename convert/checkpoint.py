@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,7 +143,3 @@ def read_tensors(hf_dir: Path) -> list[TensorRef]:
             raise ConversionError(f"tensor {diff} disagrees between {index.name} and the shards; "
                                   "re-download the checkpoint")
     return refs
-
-
-def checkpoint_bytes(hf_dir: Path) -> int:
-    return sum(os.path.getsize(p) for p in shard_files(hf_dir))

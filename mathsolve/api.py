@@ -16,8 +16,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mathsolve.answers.grade import Grade
@@ -33,50 +31,23 @@ from mathsolve.config import (
     DEFAULT_TOP_P,
     OPTIONS,
     SOLVE_OPTIONS,
-    EngineConfig,
-    ModelSpec,
     Sampler,
     SamplingConfig,
     Settings,
-    SolveOptions,
-    seed_for,
+    settings_from,
 )
-from mathsolve.engine.loading import ModelInfo
-from mathsolve.engine.protocol import EngineProtocol, GenerationInterrupted, InFlightEngine, RequestEngine, TextEvent
+from mathsolve.engine.protocol import EngineProtocol, GenerationInterrupted, TextEvent
 from mathsolve.errors import InputError, MathsolveError, UsageError
-from mathsolve.solving import solve as solving
 from mathsolve.solving.background import Background, Checkpoint, Emit
 from mathsolve.solving.inputs import Problem, check_text
-from mathsolve.solving.solve import error_result, solve, solve_many
+from mathsolve.solving.loading import ModelInfo
+from mathsolve.solving.solve import Result, error_result, solve, solve_many
 
 if TYPE_CHECKING:
     from mathsolve.models.cache import Stages
     from mathsolve.output.render import Renderer
 
 __all__ = ["Result", "Solver", "extract_answer", "grade"]
-
-
-class Result(solving.Result):
-    """A problem as the Solver returns it: solving's typed Result (`model` a ModelInfo,
-    `sampling` a SamplingConfig, `check` a Check, `budget` a BudgetHit, `samples`
-    SampleResults, `votes` VoteGroups) and `to_json()`, its JSON record.
-
-    The record types hold no JSON: output.records writes every JSON line mathsolve makes, and
-    solving ranks below output (output renders solving's Results), so solving cannot call it.
-    The API ranks above both; here `to_json()` delegates to output.records.result_json."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The record `mathsolve --json` prints for the same options and seed."""
-        from mathsolve.output.records import result_json
-
-        return result_json(self)
-
-    @classmethod
-    def of(cls, result: solving.Result) -> Result:
-        """The API's Result of one the solve flow made (the same fields, shared)."""
-        if isinstance(result, cls):
-            return result
-        return cls(**{f.name: getattr(result, f.name) for f in fields(result)})
 
 
 Note = Callable[[str], None]
@@ -115,18 +86,13 @@ class Solver:
                  verbose: bool = False, on_note: Note | None = None) -> None:
         if server and api_key is None:
             api_key = next((os.environ[v] for v in API_KEY_ENV if os.environ.get(v)), None)
-        settings = Settings(
-            model=ModelSpec(model=model, quant=quant, offline=offline, server=server,
-                            api_key=api_key, concurrency=concurrency),
-            engine=EngineConfig(n_ctx=ctx, n_threads=threads, gpu=gpu, verbose=verbose,
-                                sampler=sampler, parallel=parallel, kv_type=kv_type,
-                                kv_budget=int(kv_budget * 1e9) if kv_budget is not None else None),
-            sampling=SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k,
-                                    min_p=min_p, max_tokens=max_tokens,
-                                    thinking_budget=thinking_budget, time_limit=time_limit,
-                                    seed=seed_for(seed, samples)),
-            solve=SolveOptions(samples=samples, think=think, check=check,
-                               stop_when_decided=stop_when_decided, confidence=confidence))
+        settings = settings_from(dict(
+            model=model, quant=quant, offline=offline, server=server, api_key=api_key, concurrency=concurrency,
+            ctx=ctx, threads=threads, gpu=gpu, verbose=verbose, sampler=sampler, parallel=parallel,
+            kv_type=kv_type, kv_budget=kv_budget, temperature=temperature, top_p=top_p, top_k=top_k,
+            min_p=min_p, max_tokens=max_tokens, thinking_budget=thinking_budget, time_limit=time_limit,
+            seed=seed, samples=samples, think=think, check=check, stop_when_decided=stop_when_decided,
+            confidence=confidence))
         self._start(settings, note=on_note, pull=pull, stages=None)
 
     @classmethod
@@ -140,7 +106,7 @@ class Solver:
 
     def _start(self, settings: Settings, *, note: Note | None, pull: bool,
                stages: Stages | None) -> None:
-        from mathsolve.engine.loading import open_engine
+        from mathsolve.solving.loading import open_engine
 
         validate(settings)
         self._settings = settings
@@ -172,7 +138,8 @@ class Solver:
 
     @property
     def engine(self) -> EngineProtocol[Any]:
-        """The engine (engine.llama.Engine or engine.server.ServerEngine), for diagnostics."""
+        """The engine (engine.local.engine.Engine or engine.remote.server.ServerEngine): the
+        EngineProtocol every caller drives, whichever it is."""
         if self._engine is None:
             raise UsageError("this Solver is closed; make a new one")
         return self._engine
@@ -186,11 +153,6 @@ class Solver:
     def load_seconds(self) -> float:
         return self.engine.load_seconds
 
-    @property
-    def in_flight(self) -> bool:
-        """True when several problems share one batch (the local engine)."""
-        return isinstance(self.engine, InFlightEngine)
-
     # ---- solving ---------------------------------------------------------------------------
 
     def solve(self, problem: str | Problem, *, seed: int | None = None,
@@ -200,8 +162,8 @@ class Solver:
         item = _problem(problem, 1, strict=True)
         engine = self.engine
         with self._lock:
-            return Result.of(solve(engine, item, self._sampling(seed), self._settings.solve,
-                                   self._model, on_event=on_event))
+            return solve(engine, item, self._sampling(seed), self._settings.solve, self._model,
+                         on_event=on_event)
 
     def solve_rendered(self, problem: Problem, renderer: Renderer, *,
                        sampling: SamplingConfig | None = None) -> Result:
@@ -210,20 +172,20 @@ class Solver:
         raises engine.GenerationInterrupted once the renderer has closed what it showed."""
         sampling = sampling or self._settings.sampling
         if problem.error:
-            result = Result.of(error_result(problem, problem.error, self._model, sampling))
+            result = error_result(problem, problem.error, self._model, sampling)
             renderer.end(result)
             return result
         engine = self.engine
         renderer.begin(problem, self._settings.solve.samples)
         try:
             with self._lock:
-                result = Result.of(solve(engine, problem, sampling, self._settings.solve,
-                                         self._model, on_event=renderer.event))
+                result = solve(engine, problem, sampling, self._settings.solve, self._model,
+                               on_event=renderer.event)
         except GenerationInterrupted:
             renderer.interrupted()
             raise
         except MathsolveError as exc:
-            result = Result.of(error_result(problem, str(exc), self._model, sampling))
+            result = error_result(problem, str(exc), self._model, sampling)
         renderer.end(result)
         return result
 
@@ -251,8 +213,7 @@ class Solver:
         engine = self.engine
 
         def work(emit: Emit[TextEvent | Result], _checkpoint: Checkpoint) -> None:
-            emit(Result.of(solve(engine, item, sampling, self._settings.solve, self._model,
-                                 on_event=emit)))
+            emit(solve(engine, item, sampling, self._settings.solve, self._model, on_event=emit))
 
         return self._background(work)
 
@@ -266,29 +227,8 @@ class Solver:
 
     def _solve_all(self, problems: list[Problem], on_result: OnResult, seeding: Seeding, *,
                    on_event: Callable[[int, TextEvent], None] | None = None) -> None:
-        engine, options = self.engine, self._settings.solve
-        if isinstance(engine, InFlightEngine):
-            solve_many(engine, problems, seeding, options, self._model,
-                       lambda index, result: on_result(index, Result.of(result)),
-                       parallel=self._settings.engine.parallel, on_event=on_event)
-            return
-
-        def one(problem: Problem) -> Result:
-            if problem.error:
-                return Result.of(error_result(problem, problem.error, self._model,
-                                              seeding(problem)))
-            try:
-                return Result.of(solve(engine, problem, seeding(problem), options, self._model))
-            except MathsolveError as exc:
-                return Result.of(error_result(problem, str(exc), self._model, seeding(problem)))
-
-        server = engine if isinstance(engine, RequestEngine) else None
-        workers = min(server.eval_workers(options.samples), len(problems)) if server else 1
-        if server is None or workers <= 1:
-            for index, problem in enumerate(problems):
-                on_result(index, one(problem))
-            return
-        _pooled(server, problems, one, on_result, workers)
+        solve_many(self.engine, problems, seeding, self._settings.solve, self._model, on_result,
+                   parallel=self._settings.engine.parallel, on_event=on_event)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -299,11 +239,7 @@ class Solver:
         return self._settings.sampling.with_seed(seed)
 
     def _background(self, work: Callable[[Emit[Any], Checkpoint], None]) -> Iterator[Any]:
-        engine = self.engine
-        server = engine if isinstance(engine, RequestEngine) else None
-        job: Background[Any] = Background(work, self._lock,
-                                          cancel=server.cancel if server else None,
-                                          resume=server.resume if server else None)
+        job: Background[Any] = Background(work, self._lock, cancel=self.engine.cancel)
 
         def run() -> Iterator[Any]:
             self._running.add(job)
@@ -332,34 +268,6 @@ class Solver:
     def __repr__(self) -> str:
         where = self._model.path or self._model.source
         return f"Solver({where!r}, samples={self._settings.solve.samples})"
-
-
-def _pooled(engine: RequestEngine, problems: list[Problem], one: Callable[[Problem], Result],
-            on_result: OnResult, workers: int) -> None:
-    """Several problems at once from threads (a server); results on this thread as they
-    finish. Any exception here (Ctrl-C, a stopped consumer) cancels the requests in flight."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mathsolve-problem")
-    pending = iter(enumerate(problems))
-    running: dict[Future[Result], int] = {}
-    try:
-        for index, problem in pending:
-            running[pool.submit(one, problem)] = index
-            if len(running) >= workers:
-                break
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index = running.pop(future)
-                on_result(index, future.result())
-                nxt = next(pending, None)
-                if nxt is not None:
-                    running[pool.submit(one, nxt[1])] = nxt[0]
-    except BaseException:
-        engine.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-        engine.resume()
-        raise
-    pool.shutdown(wait=True)
 
 
 def _problem(item: str | Problem, index: int, *, strict: bool) -> Problem:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, get_args
 
 # Defaults: Qwen's own recommendation for Qwen3 thinking mode (temperature 0.6, top_p 0.95,
@@ -20,7 +21,7 @@ DEFAULT_MODEL = "jaygala24/Qwen3-4B-RLOO-math-reasoning"
 DEFAULT_QUANT = "q4_k_m"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 CHECK_TIMEOUT_S = 2.0  # hard limit of one sympy check or equivalence test (answers, votes, grade)
-# Where tokens are drawn (engine.sampling.choose_path): the path a run takes, and --sampler,
+# Where tokens are drawn (engine.local.sampling.choose_path): the path a run takes, and --sampler,
 # which names one or leaves the choice to the engine ("auto"). One list each.
 SamplerPath = Literal["graph", "vector", "chain"]
 Sampler = Literal["auto", SamplerPath]
@@ -211,10 +212,10 @@ class EngineConfig:
     n_threads: int | None = None  # None: physical core count
     gpu: bool = True  # offload all layers when the build supports it
     verbose: bool = False
-    sampler: Sampler = "auto"  # see engine.sampling.choose_path
+    sampler: Sampler = "auto"  # see engine.local.sampling.choose_path
     parallel: int | None = None  # sequences in flight; None: sized from memory and the work
     kv_type: str = "f16"  # the KV cache's type: "f16", or "q8_0" (half the bytes; flash attention)
-    kv_budget: int | None = None  # bytes the KV cache may take; None: engine.sizing's memory rule
+    kv_budget: int | None = None  # bytes the KV cache may take; None: the memory rule (engine.local.kv)
 
 
 @dataclass(frozen=True)
@@ -252,3 +253,33 @@ class Settings:
     engine: EngineConfig = field(default_factory=EngineConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     solve: SolveOptions = field(default_factory=SolveOptions)
+
+
+# Every setting a run takes by name (the CLI's options, the Solver's keywords, the MCP solve
+# tool's fields) and where it lives in Settings: the ranged options above, then the rest.
+SETTINGS: dict[str, str] = {option.name: option.setting for option in SOLVE_OPTIONS} | {
+    "model": "model.model", "offline": "model.offline", "server": "model.server",
+    "api_key": "model.api_key", "gpu": "engine.gpu", "verbose": "engine.verbose",
+    "think": "solve.think", "check": "solve.check", "stop_when_decided": "solve.stop_when_decided",
+}
+
+
+def settings_from(values: Mapping[str, Any], base: Settings | None = None) -> Settings:
+    """The one place Settings are made: `values` by setting name (SETTINGS), over `base`
+    (default: every default). --kv-budget's GB become bytes, an empty --sampler is "auto", and
+    the seed of sample 1 is drawn here when `values` gives it as None (seed_for), so every
+    record of the run carries it."""
+    base = base if base is not None else Settings()
+    parts: dict[str, dict[str, Any]] = {"model": {}, "engine": {}, "sampling": {}, "solve": {}}
+    for name, value in values.items():
+        section, name_there = SETTINGS[name].split(".")
+        if name == "kv_budget" and value is not None:
+            value = int(value * 1e9)
+        elif name == "sampler":
+            value = value or "auto"
+        parts[section][name_there] = value
+    if "seed" in parts["sampling"]:
+        parts["sampling"]["seed"] = seed_for(parts["sampling"]["seed"],
+                                             parts["solve"].get("samples", base.solve.samples))
+    return Settings(model=replace(base.model, **parts["model"]), engine=replace(base.engine, **parts["engine"]),
+                    sampling=replace(base.sampling, **parts["sampling"]), solve=replace(base.solve, **parts["solve"]))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,10 +19,23 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def pytest_configure(config: pytest.Config) -> None:
     """Tests that build llama-cpp-python's own `Llama` load models as mathsolve does: on a CPU
-    with AMX the extra buffer types crash llama.cpp (see mathsolve.engine.native.model_params)."""
-    from mathsolve.engine.native import patch_llama_defaults
+    with AMX the extra buffer types crash llama.cpp (see mathsolve.engine.local.native.model_params)."""
+    from mathsolve.engine.local.native import patch_llama_defaults
 
     patch_llama_defaults()
+
+
+def run_mathsolve(*args: str, stdin: bytes | None = b"", env: Mapping[str, str] | None = None,
+                  timeout: float = 300, cwd: Path | None = None, text: bool = False,
+                  preexec_fn: Callable[[], None] | None = None,
+                  module: str = "mathsolve") -> subprocess.CompletedProcess[Any]:
+    """The one way the tests run the CLI: `python -m mathsolve ARGS` (or another `module`) in a
+    child, with `env` as its whole environment (default: this process's), stdin fed, stdout
+    and stderr captured apart (bytes, or str with text=True)."""
+    return subprocess.run([sys.executable, "-m", module, *args],
+                          input=stdin.decode() if text and stdin is not None else stdin,
+                          capture_output=True, text=text, env=dict(env) if env is not None else None,
+                          timeout=timeout, cwd=cwd, preexec_fn=preexec_fn)
 
 
 def require_shared(*parts: str) -> Path:
@@ -126,3 +143,15 @@ def tiny_qwen3_realtok_gguf(tiny_qwen3_realtok_dir: Path, tmp_path_factory: pyte
 
     return convert(tiny_qwen3_realtok_dir, tmp_path_factory.mktemp("gguf") / "tiny-realtok-q8_0.gguf",
                    "q8_0")
+
+
+def pty_chunks(leader: int) -> Iterator[bytes]:
+    """What a child writes to a pseudo-terminal, chunk by chunk, until it closes it (EOF or EIO)."""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        yield chunk

@@ -18,7 +18,34 @@ FAILURES = ("500", "429", "cut")  # the flaky mode cycles through these, one per
 MAX_REQUESTS = 400  # a runaway client gets 503 forever after this, never an endless test
 
 
-class FakeServer:
+class LocalServer:
+    """The tests' one local HTTP server: `handler` served on 127.0.0.1 at a free port from a
+    thread, from construction until close() (or the end of a `with` block)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.handle_error = lambda request, address: None  # a client that hung up
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def __enter__(self):  # noqa: ANN204 - the subclass itself
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FakeServer(LocalServer):
     """mode: "ok", "flaky" (odd-numbered POSTs fail), "fail-marked" (a problem containing
     FAIL always gets 503), "reasoning" (reasoning_content deltas), "huge" (5 MB of text),
     "slow" (a chunk every 50 ms), "strict" (HTTP 400 for a request with stream_options),
@@ -37,23 +64,7 @@ class FakeServer:
         self.failures: list[str] = []
         self._lock = threading.Lock()
         self._posts = 0
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._httpd.handle_error = lambda request, address: None  # a client that hung up
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        super().__init__(self._handler())
 
     def posts(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
+from cases import cases
 
 from mathsolve.answers.extract import extract
 from mathsolve.answers.vote import vote
@@ -47,7 +47,7 @@ EXTRACT = [
 ]
 
 
-@pytest.mark.parametrize("text,answer,fallback", [c[1:] for c in EXTRACT], ids=[c[0] for c in EXTRACT])
+@cases("text,answer,fallback", EXTRACT)
 def test_extract_finds_the_final_answer(text, answer, fallback):
     got = extract(text)
     assert got.answer == answer
@@ -65,7 +65,7 @@ TRUNCATED = [
 ]
 
 
-@pytest.mark.parametrize("text,answer", [c[1:] for c in TRUNCATED], ids=[c[0] for c in TRUNCATED])
+@cases("text,answer", TRUNCATED)
 def test_cut_off_output_only_counts_closed_boxes(text, answer):
     got = extract(text, complete=False)
     assert got.answer == answer
@@ -104,7 +104,7 @@ DISPLAY = [
 ]
 
 
-@pytest.mark.parametrize("latex,shown", [c[1:] for c in DISPLAY], ids=[c[0] for c in DISPLAY])
+@cases("latex,shown", DISPLAY)
 def test_display_makes_latex_readable(latex, shown):
     assert display(latex) == shown
 

@@ -29,7 +29,7 @@ from mathsolve import (
     extract_answer,
     grade,
 )
-from mathsolve.engine.loading import ModelInfo
+from mathsolve.solving.loading import ModelInfo
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"max_tokens": 24, "threads": 2, "seed": 7}

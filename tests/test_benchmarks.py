@@ -16,14 +16,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_mathsolve
+from fakeserver import LocalServer
 
 from mathsolve.cli.options import CARD, settings_from, with_card
 from mathsolve.errors import InputError, UsageError
@@ -33,7 +34,7 @@ from mathsolve.evaluation.benchmarks import BENCHMARKS
 DEAD_ENDPOINT = "http://127.0.0.1:9"  # the discard port: nothing listens, a request fails at once
 
 
-class FakeHub:
+class FakeHub(LocalServer):
     """Serves files[(repo, revision, filename)] as the Hub's resolve endpoint does: HEAD gives
     X-Repo-Commit, ETag and the size, GET the bytes, a missing file 404 with EntryNotFound."""
 
@@ -73,22 +74,7 @@ class FakeHub:
             def do_GET(self) -> None:  # noqa: N802
                 self._resolve(body=True)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> FakeHub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        super().__init__(Handler)
 
 
 # ---------------------------------------------------------------- source files in each real schema
@@ -202,10 +188,7 @@ def hf_env(cache: Path, **extra: str) -> dict[str, str]:
             "HF_ENDPOINT": DEAD_ENDPOINT, **extra}
 
 
-def mathsolve(*args: str, env: dict[str, str], cwd: Path | None = None,
-              timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mathsolve", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=timeout)
+mathsolve = partial(run_mathsolve, text=True)
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import run_mathsolve
 
 from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_ANSWER_CUE, BUDGET_THINK_CUE, EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Engine
-from mathsolve.engine.loading import ModelInfo
+from mathsolve.engine.local.engine import Engine
 from mathsolve.engine.protocol import BudgetHit
+from mathsolve.solving.loading import ModelInfo
 
 LONG = "Tell me a very long story about a dragon, with many chapters."
 SAMPLING = dict(temperature=1.0, top_k=0, top_p=1.0)
@@ -28,9 +27,7 @@ def smol_engine(smollm2_gguf: Path):
 def within_bound(engine: Engine, completion, budget: int, in_think: bool) -> None:
     """The sample was steered at `budget` tokens, the cue follows, the answer fits its allowance."""
     cue = engine.cue_tokens(in_think, budget == 0)
-    assert completion.budget == "thinking_budget"
-    assert completion.budget_at == budget
-    assert completion.budget_in_think is in_think
+    assert completion.budget == BudgetHit("thinking_budget", budget, in_think)
     assert completion.completion_tokens <= budget + len(cue) + ANSWER_ALLOWANCE
     drawn = [t for t in completion.tokens if not engine.is_stop(t)]
     assert drawn[budget:budget + len(cue)] == cue  # the cue, token for token, right at the budget
@@ -59,7 +56,7 @@ def test_inside_an_open_think_block_the_cue_closes_it_with_qwens_sentence(smol_e
 def test_without_a_budget_nothing_is_steered(smol_engine):
     prompt = smol_engine.render(LONG)
     (c,) = smol_engine.generate_many(prompt, [SamplingConfig(**SAMPLING, seed=3, max_tokens=60)])
-    assert c.budget is None and c.budget_at is None
+    assert c.budget is None
     assert BUDGET_ANSWER_CUE not in c.text
 
 
@@ -73,15 +70,15 @@ def test_a_time_limit_steers_the_running_samples(smol_engine):
     out = smol_engine.generate_many(prompt, samplings)
     assert time.perf_counter() - start < 30
     for c in out:
-        assert c.budget == "time_limit"
-        assert c.budget_at is not None and c.budget_at < 800
-        cue = smol_engine.cue_tokens(False, c.budget_at == 0)
-        assert c.completion_tokens <= c.budget_at + len(cue) + ANSWER_ALLOWANCE
+        assert c.budget is not None and c.budget.hit == "time_limit"
+        assert c.budget.at is not None and c.budget.at < 800
+        cue = smol_engine.cue_tokens(False, c.budget.at == 0)
+        assert c.completion_tokens <= c.budget.at + len(cue) + ANSWER_ALLOWANCE
         assert "\\boxed{" in c.text
 
 
 def test_the_cue_never_splits_a_character():
-    from mathsolve.engine.decode import incomplete_utf8
+    from mathsolve.engine.local.samples import incomplete_utf8
 
     euro = "€".encode()
     assert incomplete_utf8(euro[:1]) and incomplete_utf8(euro[:2]) and not incomplete_utf8(euro)
@@ -91,9 +88,7 @@ def test_the_cue_never_splits_a_character():
 
 # ---- the CLI, eval and the API --------------------------------------------------------------
 
-def mathsolve(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mathsolve", *args], capture_output=True,
-                          timeout=timeout)
+mathsolve = run_mathsolve
 
 
 def test_solve_json_records_where_the_budget_was_hit(smollm2_gguf):
@@ -191,6 +186,6 @@ def test_samples_not_started_by_the_time_limit_are_skipped(smollm2_gguf):
         samplings = [SamplingConfig(**SAMPLING, seed=5 + i, max_tokens=800, time_limit=0.05)
                      for i in range(3)]
         out = engine.generate_many(prompt, samplings)
-    assert out[0].budget == "time_limit" and "\\boxed{" in out[0].text
+    assert out[0].budget and out[0].budget.hit == "time_limit" and "\\boxed{" in out[0].text
     assert [c.finish_reason for c in out[1:]] == ["cancelled", "cancelled"]
     assert all(c.completion_tokens == 0 for c in out[1:])

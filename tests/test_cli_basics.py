@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 
 import pytest
+from conftest import run_mathsolve
 
 HEAVY = ("llama_cpp", "sympy", "numpy", "gguf", "math_verify", "torch", "huggingface_hub")
 
 
-def run_cli(*args: str, stdin: bytes | None = b"") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
-                          capture_output=True, timeout=120)
+run_cli = partial(run_mathsolve, timeout=120)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["solve", "--help"]],

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from conftest import pty_chunks, run_mathsolve
 
 FAST = ["--max-tokens", "48", "--threads", "2", "--seed", "7"]
 JSON_KEYS = {"id", "problem", "answer", "completion", "finish_reason", "prompt_tokens",
@@ -25,8 +26,7 @@ def run(args: list[str], stdin: bytes = b"", env: dict | None = None, timeout: i
         unset: tuple[str, ...] = ()):
     """The CLI in a child with os.environ plus `env`, minus the variables in `unset`."""
     full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
-    return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
-                          capture_output=True, timeout=timeout, env=full_env)
+    return run_mathsolve(*args, stdin=stdin, env=full_env, timeout=timeout)
 
 
 def records(stdout: bytes) -> list[dict]:
@@ -167,14 +167,10 @@ def _run_on_tty(args: list[str], env: dict | None = None, timeout: float = 300) 
     os.close(follower)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
+    for data in pty_chunks(leader):
         chunks.append(data)
+        if time.monotonic() > deadline:
+            break
     os.close(leader)
     return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
 

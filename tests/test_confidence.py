@@ -8,10 +8,10 @@ import pytest
 
 from mathsolve.answers.vote import confidence
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Completion, Engine
-from mathsolve.engine.loading import ModelInfo
+from mathsolve.engine.local.engine import Completion, Engine
 from mathsolve.output.records import result_json
 from mathsolve.solving.inputs import Problem
+from mathsolve.solving.loading import ModelInfo
 from mathsolve.solving.solve import SolveOptions, finish, stop_rule
 
 MODEL = ModelInfo("model.gguf", "file")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import tinymodels
+from cases import cases
+from conftest import run_mathsolve
 
 from mathsolve_convert import ConversionError, check_free_space, convert
 
@@ -81,7 +83,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("break_it,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@cases("break_it,message", CASES)
 def test_bad_input_is_one_line_error_and_leaves_no_file(pristine: Path, tmp_path: Path, break_it, message: str) -> None:
     hf = tmp_path / "model"
     shutil.copytree(pristine, hf)
@@ -127,8 +129,8 @@ def _limit_file_size() -> None:
 
 
 def run_cli(*args: str, limit: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mathsolve_convert", *args], capture_output=True, text=True,
-                          cwd=REPO, preexec_fn=_limit_file_size if limit else None, timeout=120)
+    return run_mathsolve(*args, module="mathsolve_convert", text=True, cwd=REPO,
+                         preexec_fn=_limit_file_size if limit else None, timeout=120)
 
 
 def test_disk_full_while_writing_removes_the_partial_file(pristine: Path, tmp_path: Path) -> None:

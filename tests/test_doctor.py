@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mathsolve.engine import doctor
+from mathsolve.cli import diagnostics as doctor
 
 # How llama.cpp's system info names each GPU backend ("CUDA : ARCHS = ... | CPU : ...").
 GPU_REGISTRY_NAMES = {"CUDA": ("CUDA",), "Metal": ("MTL", "METAL"), "ROCm": ("ROCm", "ROCM"),
@@ -38,7 +38,7 @@ def test_collect_reports_the_installed_build_and_cache(tmp_path, monkeypatch):
     rule = "the GPU's free memory" if info["gpu_offload"] else "half the available RAM"
     kv = info["kv_cache"]
     assert rule in kv and "--kv-budget" in kv and "none is ever preempted" in kv
-    from mathsolve.engine.native import cpu_has_amx
+    from mathsolve.engine.local.native import cpu_has_amx
 
     assert ("llama.cpp#20824" in info["weights_buffers"]) is cpu_has_amx()
 
@@ -97,7 +97,7 @@ def test_llama_cpp_pythons_own_loader_gets_mathsolves_weights_buffers():
     does); on an AMX CPU that keeps llama.cpp out of its crashing AMX kernel."""
     import llama_cpp.llama_cpp as lib
 
-    from mathsolve.engine.native import cpu_has_amx, model_params, patch_llama_defaults
+    from mathsolve.engine.local.native import cpu_has_amx, model_params, patch_llama_defaults
 
     patch_llama_defaults()  # again: a second call changes nothing
     assert lib.llama_model_default_params().use_extra_bufts is (not cpu_has_amx())

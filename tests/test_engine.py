@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Completion, Engine, GenerationInterrupted, TextEvent, physical_cores
+from mathsolve.engine.local.engine import Completion, Engine, GenerationInterrupted, TextEvent, physical_cores
 from mathsolve.engine.stream import ThinkSplitter, Utf8Stream, think_open_at_end
 from mathsolve.errors import InputError, ModelError
 
@@ -365,7 +365,7 @@ def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it_during_a_prompt(smollm2
     code = f"""
 import os, signal, threading
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Engine
+from mathsolve.engine.local.engine import Engine
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 e = Engine.load(EngineConfig({str(smollm2_gguf)!r}, n_ctx=2048, gpu=False))
 prompt = e.render("two plus two " * 300)
@@ -378,8 +378,8 @@ print(c.finish_reason, c.completion_tokens, signal.getsignal(signal.SIGINT) is s
     assert proc.stdout.split() == ["length", "4", "True"]
 
 
-def test_abort_from_another_thread_ends_the_decode_in_flight_and_leaves_the_engine_as_it_was(smol):
-    # The MCP server's cancel: abort() sets a flag llama.cpp reads between graph nodes, so the
+def test_cancel_from_another_thread_ends_the_decode_in_flight_and_leaves_the_engine_as_it_was(smol):
+    # The MCP server's cancel: cancel() sets a flag llama.cpp reads between graph nodes, so the
     # llama_decode running now returns (rc 2) instead of finishing its step.
     import threading
 
@@ -390,7 +390,7 @@ def test_abort_from_another_thread_ends_the_decode_in_flight_and_leaves_the_engi
 
     def on_event(event: TextEvent) -> None:
         if not events:
-            aborter = threading.Thread(target=smol.abort)  # from another thread, as the server does
+            aborter = threading.Thread(target=smol.cancel)  # from another thread, as the server does
             aborter.start()
             aborter.join()
         events.append(event)
@@ -399,5 +399,5 @@ def test_abort_from_another_thread_ends_the_decode_in_flight_and_leaves_the_engi
         smol.generate(prompt, sampling, on_event=on_event)
     (cut,) = stopped.value.completions
     assert cut.finish_reason == "interrupted"
-    assert len(cut.tokens) <= 1 < len(before.tokens)  # nothing decoded after the abort
+    assert len(cut.tokens) <= 1 < len(before.tokens)  # nothing decoded after the cancel
     assert smol.generate(prompt, sampling).tokens == before.tokens  # the next call is as before

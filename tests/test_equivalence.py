@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cases import cases
 
 from mathsolve.answers.equivalence import equivalent
 from mathsolve.answers.grade import grade
@@ -41,7 +42,7 @@ ADVERSARIAL = [
 ]
 
 
-@pytest.mark.parametrize("a,b", [c[1:] for c in ADVERSARIAL], ids=[c[0] for c in ADVERSARIAL])
+@cases("a,b", ADVERSARIAL)
 def test_adversarial_inputs_come_back_within_the_limit_and_are_never_equal(a, b):
     start = time.monotonic()
     got = equivalent(a, b, timeout=1.0)

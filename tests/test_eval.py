@@ -10,15 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_mathsolve
 
 from mathsolve.evaluation.evaluate import finished_ids, read_records, summarise
 
 EVAL_ARGS = ["--samples", "2", "--max-tokens", "24", "--seed", "3", "--threads", "2"]
 
 
-def mathsolve(*args: str, stdin: bytes = b"", timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
-                          capture_output=True, timeout=timeout)
+mathsolve = run_mathsolve
 
 
 @pytest.fixture()

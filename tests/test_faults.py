@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from mathsolve.cli import cli
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import llama as engine_mod
+from mathsolve.engine.local import engine as engine_mod
 from mathsolve.models import cache as models
 from mathsolve.models import pull as pulling
 

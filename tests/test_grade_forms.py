@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-import pytest
+from cases import cases, without_both_verdicts
 
 from mathsolve.answers.equivalence import equivalent, normalise
 from mathsolve.answers.extract import extract, reference_answer
@@ -33,11 +33,6 @@ ISSUE_TABLE = [
     ("boxed-choice-reference", "\\(\\boxed{\\text{C}}\\).", "$\\boxed{\\text{(C)}}.$", True),
     ("textnormal-unit", "125", "$\\boxed{125\\textnormal{ miles}}.$", True),
 ]
-
-
-@pytest.mark.parametrize("ref,completion,verdict", [r[1:] for r in ISSUE_TABLE], ids=[r[0] for r in ISSUE_TABLE])
-def test_issue_table_is_graded_right_by_the_library(ref, completion, verdict):
-    assert grade(completion, ref).correct is verdict
 
 
 def test_issue_table_is_graded_right_by_the_grade_command(tmp_path):
@@ -137,17 +132,13 @@ RULES = [
 ]
 
 
-@pytest.mark.parametrize("ref,completion,verdict", [r[1:] for r in RULES], ids=[r[0] for r in RULES])
-def test_each_rule_grades_equivalent_and_wrong_forms(ref, completion, verdict):
+@cases("ref,completion,verdict", ISSUE_TABLE + RULES)
+def test_the_issue_table_and_each_rule_grade_equivalent_and_wrong_forms(ref, completion, verdict):
     assert grade(completion, ref).correct is verdict
 
 
 def test_every_rule_has_an_equivalent_and_a_non_equivalent_example():
-    verdicts: dict[str, set[bool]] = {}
-    for name, _, _, verdict in RULES:
-        verdicts.setdefault(name.removesuffix("-wrong").removesuffix("-subset"), set()).add(verdict)
-    lonely = [name for name, seen in verdicts.items() if seen != {True, False}]
-    assert not lonely
+    assert not without_both_verdicts(RULES)
 
 
 REFERENCES = [
@@ -162,7 +153,7 @@ REFERENCES = [
 ]
 
 
-@pytest.mark.parametrize("ref,used", [r[1:] for r in REFERENCES], ids=[r[0] for r in REFERENCES])
+@cases("ref,used", REFERENCES)
 def test_reference_answer_reports_what_is_compared(ref, used):
     assert reference_answer(ref) == used
     assert grade("\\boxed{0}", ref).reference == used

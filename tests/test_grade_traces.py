@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from cases import cases
 
 from mathsolve.answers.equivalence import equivalent
 from mathsolve.answers.grade import grade
@@ -50,8 +51,7 @@ TRACES = [
 ]
 
 
-@pytest.mark.parametrize("ref,completion,finish,extracted,correct", [t[1:] for t in TRACES],
-                         ids=[t[0] for t in TRACES])
+@cases("ref,completion,finish,extracted,correct", TRACES)
 def test_traces_are_graded_by_the_rules(ref, completion, finish, extracted, correct):
     got = grade(completion, ref, complete=finish != "length")
     assert got.extracted == extracted

@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cases import cases, without_both_verdicts
 
 from mathsolve.answers.extract import extract, reference_answer
 from mathsolve.answers.grade import grade
@@ -183,16 +184,13 @@ CATEGORIES = [
 ]
 
 
-@pytest.mark.parametrize("ref,completion,verdict", [c[1:] for c in CATEGORIES], ids=[c[0] for c in CATEGORIES])
+@cases("ref,completion,verdict", CATEGORIES)
 def test_each_kind_of_reference_is_graded_right(ref, completion, verdict):
     assert grade(completion, ref).correct is verdict
 
 
 def test_every_category_case_has_a_right_and_a_wrong_variant():
-    verdicts: dict[str, set[bool]] = {}
-    for name, _, _, verdict in CATEGORIES:
-        verdicts.setdefault(name.removesuffix("-wrong").removesuffix("-subset"), set()).add(verdict)
-    assert not [name for name, seen in verdicts.items() if seen != {True, False}]
+    assert not without_both_verdicts(CATEGORIES)
 
 
 @pytest.mark.parametrize("ref,used", [

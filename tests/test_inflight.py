@@ -12,10 +12,10 @@ import time
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Engine, Job
-from mathsolve.engine.loading import ModelInfo
+from mathsolve.engine.local.engine import Engine, Job
 from mathsolve.output.records import result_json
 from mathsolve.solving.inputs import Problem
+from mathsolve.solving.loading import ModelInfo
 from mathsolve.solving.solve import SolveOptions, solve, solve_many
 
 PROBLEMS = ["What is 2+3?", "Write a long story about a dragon.", "Name three prime numbers.",

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine import sizing
-from mathsolve.engine.llama import Engine
+from mathsolve.engine.local import kv
+from mathsolve.engine.local.engine import Engine
 from mathsolve.engine.protocol import Job
 from mathsolve.errors import EngineError
 
@@ -22,30 +22,30 @@ STORY = "Tell me a very long story about a dragon, with many chapters."
 
 def test_every_sample_gets_its_stream_when_k_times_ctx_fits(monkeypatch):
     """24 GB machine, 20 GB available: half of it holds 8 streams of 8192 tokens (9.7 GB)."""
-    monkeypatch.setattr(sizing, "available_ram", lambda: 20 * GB)
-    fit, why = sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False)
+    monkeypatch.setattr(kv, "available_ram", lambda: 20 * GB)
+    fit, why = kv.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False)
     assert fit == 8 and "all 8 fit in half the available RAM (10.00 GB)" == why
 
 
 def test_samples_that_do_not_fit_run_in_turns(monkeypatch):
     """8 GB available: half of it holds 3 streams of 8192 tokens; the rest wait for a slot."""
-    monkeypatch.setattr(sizing, "available_ram", lambda: 8 * GB)
-    fit, why = sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False)
+    monkeypatch.setattr(kv, "available_ram", lambda: 8 * GB)
+    fit, why = kv.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False)
     assert fit == 3 and "holds 3" in why and "the others start as samples finish" in why
 
 
 def test_kv_budget_takes_the_place_of_the_memory_rule(monkeypatch):
-    monkeypatch.setattr(sizing, "available_ram", lambda: 100 * GB)
-    fit, why = sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=3 * GB)
+    monkeypatch.setattr(kv, "available_ram", lambda: 100 * GB)
+    fit, why = kv.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=3 * GB)
     assert fit == 3 * GB // (8192 * QWEN3_4B_CELL) == 2 and "--kv-budget 3 GB holds 2" in why
     with pytest.raises(EngineError, match="--kv-budget 0.5 GB holds 3390 tokens of KV, one sample needs 8192"):
-        sizing.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=GB // 2)
+        kv.streams_that_fit(8, 8192, QWEN3_4B_CELL, gpu=False, budget_bytes=GB // 2)
 
 
 @pytest.fixture(scope="module")
 def cell_bytes(smollm2_gguf: Path) -> int:
     with Engine.load(EngineConfig(model_path=str(smollm2_gguf), n_ctx=1024, n_threads=2)) as engine:
-        return engine.slots.kv_bytes_per_cell()
+        return engine.context.kv.bytes_per_cell
 
 
 def run(gguf: Path, n: int, max_tokens: int, **cfg) -> tuple[list, Engine]:

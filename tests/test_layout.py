@@ -17,8 +17,9 @@ MAX_LINES = 430  # "about 400": the two longest modules are 414 and 426 lines
 # The direction between packages (issue 17): a module imports its own package or one of a
 # lower rank, never a higher rank nor another package of its own rank. "" is the package root
 # (the lazy public API), ranked with api. The engine ranks above models: it opens the model
-# files models/ resolves and checks (engine.loading, engine.doctor, check_gguf_file); models/
-# knows nothing of engines. evaluation scores solving's Results; output renders them and
+# files models/ resolves and checks (check_gguf_file); models/ knows nothing of engines;
+# opening the engine a ModelSpec names (solving.loading) and the doctor (cli.diagnostics) sit above
+# both. evaluation scores solving's Results; output renders them and
 # writes the JSON of every typed record (a Result, an eval record, a summary: one place for
 # the JSON forms, issue 17), so it ranks above evaluation, whose records it writes.
 RANKS = {"__main__": 8, "cli": 7,
@@ -32,7 +33,10 @@ RANKS = {"__main__": 8, "cli": 7,
 # Imports against the direction that stay for now, each with its reason. A test fails when
 # one is no longer needed, so this list only shrinks.
 UPWARD_EXCEPTIONS = {
-    ("mathsolve.engine.server", "mathsolve"):
+    ("mathsolve.solving.solve", "mathsolve.output.records"):
+        "Result.to_json (issue 25: one Result type): its JSON is made in output/records.py alone, "
+        "imported when to_json is called, so solving loads nothing of output",
+    ("mathsolve.engine.remote.transport", "mathsolve"):
         "the User-Agent names __version__, which lives in the package root; the root imports "
         "nothing eagerly (PEP 562), so this pulls in no higher layer",
 }
@@ -48,10 +52,25 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
 
 
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of `tree` but those under `if TYPE_CHECKING:` (imports for annotations only,
+    which never run)."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def imports_of(path: Path) -> set[str]:
-    """Every mathsolve module `path` imports, at module level or inside a function."""
+    """Every mathsolve module `path` imports at run time, at module level or inside a function."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -134,15 +153,15 @@ def test_imports_point_down_the_layers():
 
 @pytest.mark.parametrize(("importer", "imported", "allowed"), [
     ("mathsolve.cli.run", "mathsolve.api", True),
-    ("mathsolve.solving.solve", "mathsolve.engine.decode", True),
-    ("mathsolve.engine.loading", "mathsolve.models.cache", True),
-    ("mathsolve.engine.sse", "mathsolve.engine.llama", True),  # inside one package
-    ("mathsolve.models.cache", "mathsolve.engine.llama", False),  # up
+    ("mathsolve.solving.solve", "mathsolve.engine.local.samples", True),
+    ("mathsolve.solving.loading", "mathsolve.models.cache", True),
+    ("mathsolve.engine.local.engine", "mathsolve.engine.protocol", True),  # inside one package
+    ("mathsolve.models.cache", "mathsolve.engine.local.engine", False),  # up
     ("mathsolve.output.render", "mathsolve.api", False),  # up
     ("mathsolve.config", "mathsolve.errors", False),  # sideways: siblings
     ("mathsolve.evaluation.metrics", "mathsolve.output.render", False),  # up
-    ("mathsolve.engine.llama", "mathsolve.answers.vote", False),  # sideways
-], ids=["cli-api", "solving-engine", "engine-models", "same-package", "models-engine",
+    ("mathsolve.engine.local.engine", "mathsolve.answers.vote", False),  # sideways
+], ids=["cli-api", "solving-engine", "loading-models", "same-package", "models-engine",
         "output-api", "config-errors", "evaluation-output", "engine-answers"])
 def test_the_direction_check_sees_a_wrong_import(importer, imported, allowed):
     assert (not against_the_direction({importer: {imported}})) == allowed
@@ -185,15 +204,27 @@ def _all_imports(path: Path) -> set[str]:
     return out
 
 
-LOCAL_ENGINE = {"mathsolve.engine.llama", "mathsolve.engine.slots", "mathsolve.engine.batch",
-                "mathsolve.engine.decode", "mathsolve.engine.native", "mathsolve.engine.sampling",
-                "mathsolve.engine.sizing", "mathsolve.engine.loading"}
+ENGINE = PKG / "engine"
+LOCAL = {name for name in MODULES if name.startswith("mathsolve.engine.local")}
+REMOTE = {name for name in MODULES if name.startswith("mathsolve.engine.remote")}
 
 
-@pytest.mark.parametrize("module", ["mathsolve.engine.protocol", "mathsolve.engine.sse",
-                                    "mathsolve.engine.server", "mathsolve.engine.chat",
-                                    "mathsolve.engine.stream"])
+def test_the_engine_is_split_by_backend():
+    """engine/ holds what both backends share (issue 25): the protocol and the data they hand
+    out, and the stream splitter; local/ is llama.cpp, remote/ an OpenAI-compatible server."""
+    assert {p.stem for p in ENGINE.glob("*.py")} == {"__init__", "protocol", "stream"}
+    assert {"mathsolve.engine.local.engine", "mathsolve.engine.local.scheduler", "mathsolve.engine.local.kv",
+            "mathsolve.engine.local.context", "mathsolve.engine.local.sampling"} <= LOCAL
+    assert {"mathsolve.engine.remote.server", "mathsolve.engine.remote.sse", "mathsolve.engine.remote.chat"} <= REMOTE
+
+
+@pytest.mark.parametrize("module", sorted(REMOTE | {"mathsolve.engine.protocol", "mathsolve.engine.stream"}))
 def test_the_server_engine_and_the_shared_types_import_nothing_of_the_local_engine(module):
     """The data both engines hand out lives in engine/protocol.py (issue 17): the server engine
     reaches llama.cpp's engine through nothing, not even its types."""
-    assert not imports_of(MODULES[module]) & LOCAL_ENGINE
+    assert not imports_of(MODULES[module]) & LOCAL
+
+
+@pytest.mark.parametrize("module", sorted(LOCAL))
+def test_the_local_engine_imports_nothing_of_the_server_engine(module):
+    assert not imports_of(MODULES[module]) & REMOTE

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ pytest.importorskip("mcp")
 from mcp import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
-from mathsolve.config import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P  # noqa: E402
+from mathsolve.config import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, OPTIONS  # noqa: E402
 
 THREADS = ["--threads", "2"]
 LONG = {"problem": "Write a long story.", "seed": 1, "max_tokens": 1500, "check": False}  # runs to 1500
@@ -76,6 +77,13 @@ def test_tools_are_listed_with_schemas_whose_defaults_are_the_servers_options(ti
     assert props["max_tokens"]["default"] == DEFAULT_MAX_TOKENS
     assert {"seed", "thinking_budget", "time_limit", "confidence", "include_completion"} <= props.keys()
     assert all(p.get("description") or name in ("top_p", "min_p") for name, p in props.items())
+    def words(text: str) -> list[str]:  # the flag --thinking-budget is the field thinking_budget
+        return re.findall(r"[a-z0-9.]+", text.lower().replace("--", "").replace("_", "-").replace("-", " "))
+
+    shared = [name for name in props if name in OPTIONS and OPTIONS[name].help]
+    assert len(shared) >= 8
+    for name in shared:  # the CLI's help, from the one table
+        assert "--" not in props[name]["description"] and words(props[name]["description"]) == words(OPTIONS[name].help)
     out = tools["solve"].output_schema["properties"]
     assert {"answer", "support", "confidence", "check", "finish_reason", "completion", "seed"} <= out.keys()
     assert tools["grade"].input_schema["required"] == ["completion", "reference"]

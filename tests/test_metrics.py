@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import comb
 
 import pytest
+from cases import cases
 
 from mathsolve.evaluation.metrics import ks_for, pass_at_k
 
@@ -18,7 +19,7 @@ PASS = [
 ]
 
 
-@pytest.mark.parametrize("n,c,k,expected", [p[1:] for p in PASS], ids=[p[0] for p in PASS])
+@cases("n,c,k,expected", PASS)
 def test_pass_at_k_matches_hand_computed_values(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected)
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_mathsolve
+from fakeserver import LocalServer
 
 from mathsolve.errors import ModelError, PullError, UsageError
 from mathsolve.models import cache as models
@@ -215,12 +217,11 @@ def test_real_snapshot_download_from_a_prepopulated_hub_cache(home, tmp_path, mo
     assert network_attempts == []
 
 
-class _HubStub:
+class _HubStub(LocalServer):
     """A local HTTP server answering every request with one status and Hub error code."""
 
     def __init__(self, status: int, code: str | None):
         import http.server
-        import threading
 
         stub = self
 
@@ -240,15 +241,8 @@ class _HubStub:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
         stub.status = status
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.mark.parametrize(
@@ -378,24 +372,26 @@ def _edit_keeping_mtime(gguf: Path) -> None:
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _cp_p_over(gguf: Path, tmp: Path) -> None:
-    """`cp -p` of a same-size file with other bytes and the original's mtime over the GGUF."""
+def _impostor(gguf: Path, tmp: Path) -> tuple[Path, os.stat_result]:
+    """A copy of the GGUF with other bytes, the same size and its mtime; and the GGUF's stat."""
     other = tmp / "other.gguf"
     shutil.copy2(gguf, other)
     _flip_byte(other)
     st = gguf.stat()
     os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return other, st
+
+
+def _cp_p_over(gguf: Path, tmp: Path) -> None:
+    """`cp -p` of a same-size file with other bytes and the original's mtime over the GGUF."""
+    other, st = _impostor(gguf, tmp)
     subprocess.run(["cp", "-p", str(other), str(gguf)], check=True)
     assert (gguf.stat().st_size, gguf.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
 
 
 def _replaced_by_a_copy(gguf: Path, tmp: Path) -> None:
     """A new file (new inode) with other bytes, the same size and the original's mtime."""
-    other = tmp / "other.gguf"
-    shutil.copy2(gguf, other)
-    _flip_byte(other)
-    st = gguf.stat()
-    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other, st = _impostor(gguf, tmp)
     os.replace(other, gguf)
     assert gguf.stat().st_ino != st.st_ino and gguf.stat().st_mtime_ns == st.st_mtime_ns
 
@@ -470,8 +466,7 @@ def test_pull_writes_the_stat_of_the_renamed_gguf(home, hub_calls, hashes):
 
 def _verify_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MATHSOLVE_HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "mathsolve", "models", "verify", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return run_mathsolve("models", "verify", *args, text=True, env=env, timeout=120)
 
 
 def test_models_verify_command_good_and_bad_models(cached, home):
@@ -689,7 +684,7 @@ def test_cache_root_follows_mathsolve_home(home):
 
 # --- the real huggingface-hub download against a local Hub ---------------------------------
 
-class _LocalHub:
+class _LocalHub(LocalServer):
     """Serves a checkpoint folder with the Hub's HTTP API (model info, tree, resolve), so the
     real snapshot_download runs unchanged; `stall` = (file, bytes): send that many bytes of
     the file, then hang, like a connection dying under a killed pull."""
@@ -744,15 +739,11 @@ class _LocalHub:
 
             do_GET = do_HEAD = _route
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
 
     def close(self) -> None:
         self._release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 _PULL_CHILD = (

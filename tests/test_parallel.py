@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Engine, GenerationInterrupted, TextEvent
+from mathsolve.engine.local.engine import Engine, GenerationInterrupted, TextEvent
 
 PROBLEM = "Write a long story about a dragon."
 
@@ -80,7 +80,7 @@ def test_small_kv_budget_runs_the_samples_in_turns_with_a_note(request, smollm2_
     tokens as all five at once, and -v says why."""
     notes: list[str] = []
     full = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False))
-    budget = 2 * 256 * full.slots.kv_bytes_per_cell()
+    budget = 2 * 256 * full.context.kv.bytes_per_cell
     small = Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, gpu=False, kv_budget=budget,
                                      verbose=True), warn=notes.append)
     with small, full:

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import pty_chunks
 
 from mathsolve_convert.quantize import parse_tensor_line, quantize_file
 from mathsolve_convert.tensors import QUANTISED_TYPES
@@ -55,13 +56,7 @@ def run(args: list[str], env: dict[str, str], *, terminal: bool) -> tuple[int, s
     screen = bytearray()
 
     def read() -> None:  # all the time, so a full pty buffer never blocks the child
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
+        for chunk in pty_chunks(leader):
             screen.extend(chunk)
 
     reader = threading.Thread(target=read, daemon=True)

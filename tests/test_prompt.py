@@ -6,7 +6,7 @@ import pytest
 
 from mathsolve.config import SYSTEM_PROMPT
 from mathsolve.errors import MathsolveError, ModelError
-from mathsolve.solving.prompt import render_prompt
+from mathsolve.models.template import render_prompt
 
 PROBLEMS = {
     "plain": "What is 2+3?",

@@ -15,8 +15,16 @@ import numpy as np
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Engine
-from mathsolve.engine.sampling import BatchSampler, _by_blocks, _full_vocabulary, _near_best, top_k, top_k_row, uniforms
+from mathsolve.engine.local.engine import Engine
+from mathsolve.engine.local.sampling import (
+    BatchSampler,
+    _by_blocks,
+    _full_vocabulary,
+    _near_best,
+    top_k,
+    top_k_row,
+    uniforms,
+)
 
 PATHS = ["vector", "chain", "graph"]
 PROBLEM = "Write a long story about a dragon."
@@ -245,7 +253,7 @@ def _run(engine: Engine, samplings: list[SamplingConfig]):
 def test_greedy_tokens_are_the_argmax_on_every_path(engines):
     greedy = [SamplingConfig(temperature=0.0, max_tokens=16)] * 3
     runs = {p: _run(e, greedy) for p, e in engines.items()}
-    assert {p: e.last_sampler_path for p, e in engines.items()} == {p: p for p in PATHS}
+    assert {p: e.choose_path(greedy) for p, e in engines.items()} == {p: p for p in PATHS}
     tokens = {p: [c.tokens for c in out] for p, out in runs.items()}
     assert tokens["graph"] == tokens["vector"] == tokens["chain"]
     engine = engines["vector"]

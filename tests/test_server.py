@@ -15,13 +15,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import run_mathsolve
 from fakeserver import FakeServer
 
 from mathsolve.config import SamplingConfig
-from mathsolve.engine.llama import GenerationInterrupted
-from mathsolve.engine.native import LLAMA_SERVER
-from mathsolve.engine.server import ServerEngine, normalise_url
-from mathsolve.engine.sse import retry_after
+from mathsolve.engine.local.native import LLAMA_SERVER
+from mathsolve.engine.protocol import BudgetHit, GenerationInterrupted
+from mathsolve.engine.remote.server import ServerEngine, normalise_url
+from mathsolve.engine.remote.sse import retry_after
 from mathsolve.errors import EngineError, UsageError
 
 SECRET = "sk-mathsolve-test-9f3c1e7a5b"  # distinctive: grep-able anywhere it must not be
@@ -43,9 +44,8 @@ def clean_env(**extra: str) -> dict:
 
 def mathsolve(*args: str, key: str | None = SECRET, stdin: bytes = b"",
               timeout: int = 300) -> subprocess.CompletedProcess:
-    env = clean_env(MATHSOLVE_API_KEY=key) if key else clean_env()
-    return subprocess.run([sys.executable, "-m", "mathsolve", *args], input=stdin,
-                          capture_output=True, timeout=timeout, env=env)
+    return run_mathsolve(*args, stdin=stdin, timeout=timeout,
+                         env=clean_env(MATHSOLVE_API_KEY=key) if key else clean_env())
 
 
 def records(proc: subprocess.CompletedProcess) -> list[dict]:
@@ -175,12 +175,17 @@ def test_unreachable_server_is_a_one_line_error():
 # ---------------------------------------------------------------- scripted failures
 
 
-def test_retries_get_through_a_server_that_fails_every_other_request(tmp_path):
+def batch_on(mode: str, lines: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict], FakeServer]:
+    """`mathsolve -f FILE --json` against a fake server in `mode`: the run, its records, the server."""
     problems = tmp_path / "p.txt"
-    problems.write_text("What is 2+2?\nWhat is 3+1?\nWhat is 1+3?\n")
-    with FakeServer("flaky") as fake:
+    problems.write_text(lines)
+    with FakeServer(mode) as fake:
         proc = mathsolve("--server", fake.url, "-f", str(problems), "--json", *FAST, timeout=120)
-    rows = records(proc)
+    return proc, records(proc), fake
+
+
+def test_retries_get_through_a_server_that_fails_every_other_request(tmp_path):
+    proc, rows, fake = batch_on("flaky", "What is 2+2?\nWhat is 3+1?\nWhat is 1+3?\n", tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert [r["answer"] for r in rows] == ["4", "4", "4"]
     assert all(r["error"] is None and r["finish_reason"] == "stop" for r in rows)
@@ -193,11 +198,7 @@ def test_retries_get_through_a_server_that_fails_every_other_request(tmp_path):
 
 
 def test_a_problem_whose_requests_keep_failing_is_an_error_record_and_the_batch_goes_on(tmp_path):
-    problems = tmp_path / "p.txt"
-    problems.write_text("What is 2+2?\nFAIL this one\nWhat is 1+3?\n")
-    with FakeServer("fail-marked") as fake:
-        proc = mathsolve("--server", fake.url, "-f", str(problems), "--json", *FAST, timeout=120)
-    rows = records(proc)
+    proc, rows, fake = batch_on("fail-marked", "What is 2+2?\nFAIL this one\nWhat is 1+3?\n", tmp_path)
     assert proc.returncode == 1
     assert [r["id"] for r in rows] == ["1", "2", "3"]
     assert rows[0]["answer"] == rows[2]["answer"] == "4"
@@ -418,8 +419,7 @@ def test_a_budget_of_zero_through_a_server_asks_for_the_answer_at_once():
         assert post["path"].endswith("/v1/completions")
         assert post["body"]["prompt"].endswith("<|im_start|>assistant\n" + BUDGET_ANSWER_CUE)
         assert post["body"]["max_tokens"] == ANSWER_ALLOWANCE
-        assert c.text.startswith(BUDGET_ANSWER_CUE) and c.budget == "thinking_budget"
-        assert c.budget_at == 0
+        assert c.text.startswith(BUDGET_ANSWER_CUE) and c.budget == BudgetHit("thinking_budget", 0, False)
 
 
 def test_a_time_limit_through_a_server_leaves_the_stream_and_steers_inside_think():
@@ -435,7 +435,7 @@ def test_a_time_limit_through_a_server_leaves_the_stream_and_steers_inside_think
         assert steered["path"].endswith("/v1/completions")
         assert steered["at"] - start < 0.5 + 1.0  # the slow first stream lasts 18 s
         assert steered["body"]["max_tokens"] == 64
-        assert c.budget == "time_limit" and c.budget_in_think
+        assert c.budget is not None and c.budget.hit == "time_limit" and c.budget.in_think
         cont = steered["body"]["prompt"]
         assert "<|im_start|>assistant\n<think>th" in cont  # 0.5 s of one-character chunks
         assert cont.endswith(BUDGET_THINK_CUE + "The final answer is $\\boxed{")
@@ -444,7 +444,7 @@ def test_a_time_limit_through_a_server_leaves_the_stream_and_steers_inside_think
 
 def test_a_server_that_advertises_its_own_budget_is_sent_it_and_steers_the_sample_itself():
     from mathsolve.config import ANSWER_ALLOWANCE
-    from mathsolve.engine.chat import SERVER_BUDGET_MESSAGE, SERVER_BUDGET_ROOM
+    from mathsolve.engine.remote.chat import SERVER_BUDGET_MESSAGE, SERVER_BUDGET_ROOM
 
     with FakeServer("budget") as fake:  # llama.cpp's /props and reasoning_budget_tokens
         engine = ServerEngine.connect(fake.url)
@@ -456,7 +456,7 @@ def test_a_server_that_advertises_its_own_budget_is_sent_it_and_steers_the_sampl
         assert post["body"]["reasoning_budget_tokens"] == 10
         assert post["body"]["reasoning_budget_message"] == SERVER_BUDGET_MESSAGE
         assert post["body"]["max_tokens"] == 10 + SERVER_BUDGET_ROOM + ANSWER_ALLOWANCE
-        assert (c.budget, c.budget_at, c.budget_in_think) == ("thinking_budget", 10, True)
+        assert c.budget == BudgetHit("thinking_budget", 10, True)
         assert c.finish_reason == "stop" and c.text.endswith("\\boxed{4}.")
         assert c.text.index(SERVER_BUDGET_MESSAGE.strip()) < c.text.index("</think>")
 
@@ -470,12 +470,13 @@ def test_a_server_that_ignores_its_advertised_budget_gets_the_client_side_one_fr
         sampling = SamplingConfig(seed=1, thinking_budget=10, max_tokens=400)
         first = engine.generate(engine.render("What is 2+2?"), sampling)
         assert engine.budget_field is None and any("did not apply its reasoning budget" in n for n in notes)
-        assert first.budget == "thinking_budget" and BUDGET_THINK_CUE in first.text  # steered client side
+        assert first.budget and first.budget.hit == "thinking_budget"
+        assert BUDGET_THINK_CUE in first.text  # steered client side
         second = engine.generate(engine.render("What is 3+3?"), sampling)
         chats = [r["body"] for r in fake.posts()]
         assert "reasoning_budget_tokens" in chats[0] and "reasoning_budget_tokens" not in chats[1]
         assert chats[1]["max_tokens"] == 10  # capped at the budget, as for any server
-        assert (second.budget, second.budget_at, second.budget_in_think) == ("thinking_budget", 10, True)
+        assert second.budget == BudgetHit("thinking_budget", 10, True)
 
 
 def test_a_server_without_props_gets_no_budget_fields():

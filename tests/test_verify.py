@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from cases import cases
 
 from mathsolve.answers.verify import check
 
@@ -54,6 +55,7 @@ CHECKS = [
     ("form-sentence-rounding", "Compute $\\frac{1}{7}$. Express your answer as a decimal to the nearest tenth.",
      "0.1", "unchecked"),
     ("box-instruction", "Compute 3+4 and write the final answer as \\boxed{answer}.", "7", "verified"),
+    ("box-instruction-wrong", "Compute 3+4 and write the final answer as \\boxed{answer}.", "21", "refuted"),  # README
     ("simplify-identity", "Simplify $(u+4)(u-1) - (u-3)(u+6)$.", "14", "verified"),
     ("simplify-identity-wrong", "Simplify $(u+4)(u-1) - (u-3)(u+6)$.", "15", "refuted"),
     ("simplify-sqrt-square", "Simplify $\\sqrt{x^2}$.", "x", "unchecked"),
@@ -72,7 +74,7 @@ CHECKS = [
 ]
 
 
-@pytest.mark.parametrize("problem,answer,status", [c[1:] for c in CHECKS], ids=[c[0] for c in CHECKS])
+@cases("problem,answer,status", CHECKS)
 def test_check_against_the_problem(problem, answer, status):
     result = check(problem, answer)
     assert result.status == status, result.reason

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig
-from mathsolve.engine.llama import Completion, Engine
-from mathsolve.solving.solve import decided
+from mathsolve.engine.local.engine import Completion, Engine
+from mathsolve.solving.solve import SolveOptions, VoteRule
 
 
 def done(*answers: str | None, reason: str = "stop") -> list[Completion]:
@@ -28,7 +28,7 @@ def done(*answers: str | None, reason: str = "stop") -> list[Completion]:
          "equivalent-answers-count-together", "no-answers", "single-sample"],
 )
 def test_decided_rule(answers, total, expected):
-    assert decided(done(*answers), total) is expected
+    assert VoteRule(SolveOptions(samples=total, stop_when_decided=True, check=False))(done(*answers)) is expected
 
 
 def test_engine_cancels_the_remaining_samples_when_told(smollm2_gguf):
@@ -59,8 +59,8 @@ def test_engine_cancels_the_remaining_samples_when_told(smollm2_gguf):
 
 def test_samples_that_did_not_finish_add_nothing_to_the_vote_or_the_support():
     from mathsolve.config import SamplingConfig
-    from mathsolve.engine.loading import ModelInfo
     from mathsolve.solving.inputs import Problem
+    from mathsolve.solving.loading import ModelInfo
     from mathsolve.solving.solve import SolveOptions, finish
 
     # Two finished samples disagree (4, 5); a cancelled one had already boxed 5 in its text.

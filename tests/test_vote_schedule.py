@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from mathsolve.config import EngineConfig, SamplingConfig, SolveOptions
-from mathsolve.engine.llama import Completion, Engine
+from mathsolve.engine.local.engine import Completion, Engine
 from mathsolve.solving.solve import VoteRule, stop_rule
 
 
@@ -65,13 +65,13 @@ def test_on_a_cpu_no_more_samples_start_than_the_schedule_wants(smollm2_gguf):
     with Engine.load(EngineConfig(str(smollm2_gguf), n_ctx=512, n_threads=2, gpu=False)) as engine:
         prompt = engine.render("Tell me a long story about a dragon.")
         free = engine.generate_many(prompt, samplings)
-        inner = engine.slots.decode_rows
+        inner = engine.context.decode_rows
 
         def counted(rows: list) -> None:
             widths.append(len(rows))
             inner(rows)
 
-        engine.slots.decode_rows = counted  # type: ignore[method-assign]
+        engine.context.decode_rows = counted  # type: ignore[method-assign]
         scheduled = engine.generate_many(prompt, samplings, wanted=lambda finished: min(5, 2 + len(finished)))
     assert max(widths) == 2
     assert [c.tokens for c in scheduled] == [c.tokens for c in free]
@@ -82,8 +82,8 @@ def test_a_confident_vote_on_a_cpu_starts_no_sample_it_does_not_need(smollm2_ggu
     """--confidence 0.7, K = 6: one answer already reads 0.75, so the schedule starts one sample;
     it answers (a thinking budget of 0 cues the box at once), the rule holds, and the other five
     never start (all six started together before issue 24)."""
-    from mathsolve.engine.loading import ModelInfo
     from mathsolve.solving.inputs import Problem
+    from mathsolve.solving.loading import ModelInfo
     from mathsolve.solving.solve import solve
 
     options = SolveOptions(samples=6, confidence=0.7, check=False)

@@ -33,7 +33,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from mathsolve.config import EngineConfig, SamplingConfig
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
 
     with Engine.load(EngineConfig(args.model, n_ctx=args.tokens + 256, gpu=not args.cpu)) as e:
         prompt = e.render("Write a long story about a dragon who learns arithmetic.")
@@ -41,7 +41,7 @@ def main() -> int:
         seeded = [SamplingConfig(seed=100 + i, max_tokens=args.tokens) for i in range(8)]
         a = [c.tokens for c in e.generate_many(prompt, seeded)]
         b = [c.tokens for c in e.generate_many(prompt, seeded)]
-        print(f"{backend} {e.last_sampler_path}: rerun, same seed/K/file: "
+        print(f"{backend} {e.choose_path(seeded)}: rerun, same seed/K/file: "
               f"{'identical' if a == b else 'DIFFERENT'} ({sum(len(t) for t in a)} tokens)")
         singles = [e.generate(prompt, s).tokens for s in seeded]
         same = sum(1 for x, y in zip(a, singles) if x == y)

@@ -171,7 +171,7 @@ class _HashProgress:
 @click.command()
 def doctor() -> ExitStatus:
     """Show the llama.cpp build, GPU offload, threads, cache and cached models."""
-    from mathsolve.engine import doctor as checks
+    from mathsolve.cli import diagnostics as checks
 
     info = checks.collect()
     for key, value in info.items():

@@ -24,8 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from mathsolve.api import Solver
 from mathsolve.config import SamplingConfig, Settings, SolveOptions
-from mathsolve.engine.llama import Engine
-from mathsolve.engine.protocol import RequestEngine, TextEvent
+from mathsolve.engine.protocol import TextEvent
 from mathsolve.errors import EngineError, MathsolveError
 from mathsolve.solving.background import Stopped
 from mathsolve.solving.inputs import Problem
@@ -78,11 +77,7 @@ class Decode:
 
     def stop(self) -> None:
         self.stopping.set()
-        engine = self.solver.engine
-        if isinstance(engine, RequestEngine):  # a server: stop the requests that emit nothing yet
-            engine.cancel()
-        elif isinstance(engine, Engine):  # the local engine: end the llama_decode running now
-            engine.abort()
+        self.solver.engine.cancel()  # the decode step, or a server's requests, running now
 
 
 class EngineHost:
@@ -157,8 +152,6 @@ class EngineHost:
                     decode.stop()
                     with anyio.CancelScope(shield=True):
                         await anyio.to_thread.run_sync(decode.ended.wait)
-                        if isinstance(solver.engine, RequestEngine):
-                            solver.engine.resume()
                     raise
                 finally:
                     send.close()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Annotated, Any, Literal, cast
 
 import anyio
@@ -29,7 +29,7 @@ from mathsolve import __version__
 from mathsolve.answers.verify import Check
 from mathsolve.api import validate
 from mathsolve.cli.mcp_host import EngineHost, Note
-from mathsolve.config import CHECK_TIMEOUT_S, OPTIONS, Settings, seed_for
+from mathsolve.config import CHECK_TIMEOUT_S, OPTIONS, Settings, settings_from
 from mathsolve.errors import MathsolveError
 from mathsolve.solving.inputs import Problem, check_text
 from mathsolve.solving.solve import Result
@@ -45,6 +45,15 @@ def _bounds(name: str) -> dict[str, float]:
     if option.high is not None:
         bounds["lt" if option.high_open else "le"] = option.high
     return bounds
+
+
+def _option_field(name: str) -> Any:
+    """The tool's field for config.OPTIONS[name]: its range and its help, flags named as fields
+    (`--thinking-budget` reads `thinking_budget`), so the tool and the CLI say the same."""
+    text, field = OPTIONS[name].help, dict[str, Any](_bounds(name))
+    if text:
+        field["description"] = re.sub(r"--([a-z][a-z-]*)", lambda m: m[1].replace("-", "_"), text)
+    return Field(**field)
 
 
 CheckStatus = Literal["verified", "refuted", "unchecked"]
@@ -215,29 +224,16 @@ def build_server(settings: Settings, default_seed: int | None, note: Note) -> tu
     async def solve_tool(
         problem: Annotated[str, Field(min_length=1, description="The problem, as text (LaTeX welcome).")],
         ctx: Context,
-        samples: Annotated[int, Field(**_bounds("samples"), description="Samples to draw and vote on.")]
-        = o.samples,
-        temperature: Annotated[float, Field(**_bounds("temperature"), description="0 is greedy; the card used 1.0.")]
-        = s.temperature,
-        top_p: Annotated[float, Field(**_bounds("top_p"))] = s.top_p,
-        top_k: Annotated[int, Field(**_bounds("top_k"), description="0 disables top-k.")] = s.top_k,
-        min_p: Annotated[float, Field(**_bounds("min_p"))] = s.min_p,
-        seed: Annotated[int | None, Field(**_bounds("seed"), description="Seed of sample 1 (sample i uses "
-                                          "seed + i - 1); null: random. Returned in the result.")] = default_seed,
-        max_tokens: Annotated[int, Field(**_bounds("max_tokens"), description="Tokens per sample (capped by "
-                                                                              "the server's context).")]
-        = s.max_tokens,
-        thinking_budget: Annotated[int | None, Field(**_bounds("thinking_budget"), description="Tokens a sample "
-                                                     "may reason before it is steered to an answer; 0 answers "
-                                                     "at once.")]
-        = s.thinking_budget,
-        time_limit: Annotated[float | None, Field(**_bounds("time_limit"), description="Seconds for the problem; "
-                                                  "then its samples are steered to an answer.")]
-        = s.time_limit,
-        confidence: Annotated[float | None, Field(**_bounds("confidence"), description="Samples > 1: stop the "
-                                                  "remaining samples once the vote's confidence reaches this, "
-                                                  "e.g. 0.95.")]
-        = o.confidence,
+        samples: Annotated[int, _option_field("samples")] = o.samples,
+        temperature: Annotated[float, _option_field("temperature")] = s.temperature,
+        top_p: Annotated[float, _option_field("top_p")] = s.top_p,
+        top_k: Annotated[int, _option_field("top_k")] = s.top_k,
+        min_p: Annotated[float, _option_field("min_p")] = s.min_p,
+        seed: Annotated[int | None, _option_field("seed")] = default_seed,
+        max_tokens: Annotated[int, _option_field("max_tokens")] = s.max_tokens,
+        thinking_budget: Annotated[int | None, _option_field("thinking_budget")] = s.thinking_budget,
+        time_limit: Annotated[float | None, _option_field("time_limit")] = s.time_limit,
+        confidence: Annotated[float | None, _option_field("confidence")] = o.confidence,
         stop_when_decided: Annotated[bool, Field(description="Samples > 1: stop once the vote cannot change.")]
         = o.stop_when_decided,
         think: Annotated[bool, Field(description="false renders the prompt with enable_thinking=False.")]
@@ -250,12 +246,13 @@ def build_server(settings: Settings, default_seed: int | None, note: Note) -> tu
         check it with sympy. Progress notifications while it decodes; cancel to stop it."""
         try:
             item = Problem("1", check_text(problem))
-            sampling = replace(s, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                               max_tokens=max_tokens, thinking_budget=thinking_budget, time_limit=time_limit,
-                               seed=seed_for(seed, samples))
-            options = replace(o, samples=samples, confidence=confidence, stop_when_decided=stop_when_decided,
-                              think=think, check=check)
-            validate(replace(settings, sampling=sampling, solve=options))
+            asked = settings_from(dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                                       max_tokens=max_tokens, thinking_budget=thinking_budget,
+                                       time_limit=time_limit, seed=seed, samples=samples, confidence=confidence,
+                                       stop_when_decided=stop_when_decided, think=think, check=check),
+                                  base=settings)
+            validate(asked)
+            sampling, options = asked.sampling, asked.solve
         except MathsolveError as exc:
             raise ToolError(one_line(exc)) from None
         try:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mathsolve.config import EngineConfig, ModelSpec, SamplingConfig, Settings, SolveOptions, seed_for
+from mathsolve.config import SETTINGS, Settings
+from mathsolve.config import settings_from as config_settings
 from mathsolve.errors import UsageError
 
 Options = Mapping[str, Any]  # what click passes a command function as **kwargs
@@ -84,26 +85,12 @@ def with_card(opts: Options, given: frozenset[str]) -> Options:
 
 
 def settings_from(opts: Options, *, check: bool | None = None, given: frozenset[str] | None = None) -> Settings:
-    """The model, engine, sampling and solve options of solve and eval. A missing --seed is
-    drawn here, once per run, so every record of the run carries the same one. `check`
-    overrides --no-check (eval never runs the sympy check). `given`: the options set on the
-    command line (default: read from the running click command), checked against --card."""
+    """The model, engine, sampling and solve options of solve and eval (config.settings_from,
+    which draws a missing --seed once per run). `check` overrides --no-check (eval never runs
+    the sympy check). `given`: the options set on the command line (default: read from the
+    running click command), checked against --card."""
     opts = with_card(opts, given_options() if given is None else given)
-    seed = seed_for(opts["seed"], opts["samples"])
-    return Settings(
-        model=ModelSpec(model=opts["model"], quant=opts["quant"], offline=opts["offline"],
-                        server=opts["server"] or None, api_key=opts["api_key"],
-                        concurrency=opts["concurrency"]),
-        engine=EngineConfig(n_ctx=opts["ctx"], n_threads=opts["threads"], gpu=not opts["cpu"],
-                            verbose=opts["verbose"], sampler=opts["sampler"] or "auto",
-                            parallel=opts["parallel"], kv_type=opts["kv_type"],
-                            kv_budget=int(opts["kv_budget"] * 1e9) if opts["kv_budget"] else None),
-        sampling=SamplingConfig(temperature=opts["temperature"], top_p=opts["top_p"],
-                                top_k=opts["top_k"], min_p=opts["min_p"], seed=seed,
-                                max_tokens=opts["max_tokens"],
-                                thinking_budget=opts["thinking_budget"],
-                                time_limit=opts["time_limit"]),
-        solve=SolveOptions(samples=opts["samples"], think=not opts["no_think"],
-                           stop_when_decided=opts["stop_when_decided"],
-                           confidence=opts["confidence"],
-                           check=not opts["no_check"] if check is None else check))
+    values = {name: opts[name] for name in SETTINGS if name in opts}
+    values.update(server=opts["server"] or None, gpu=not opts["cpu"], think=not opts["no_think"],
+                  check=not opts["no_check"] if check is None else check)
+    return config_settings(values)

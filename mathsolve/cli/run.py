@@ -65,16 +65,17 @@ def run_solve(request: SolveRequest, settings: Settings) -> ExitStatus:
             from mathsolve.cli.interactive import loop
 
             return loop(solver, renderer)
-        if len(problems) > 1 and solver.in_flight and not terminal:
+        if len(problems) > 1 and not terminal:
             return batch_status(solve_in_flight(solver, problems, renderer))
         return batch_status([solver.solve_rendered(p, renderer) for p in problems])
 
 
 def solve_in_flight(solver: Solver, problems: list[Problem], renderer: Renderer) -> list[Result]:
-    """Piped or JSON output of several problems: all in flight in one batch, each printed in
-    input order as soon as the ones before it are. On Ctrl-C, JSON records that finished out
+    """Piped or JSON output of several problems: all in flight (one batch on the local engine,
+    requests at once on a server), each printed in input order as soon as the ones before
+    it are. On Ctrl-C, JSON records that finished out
     of order (they carry their id) are printed too; plain lines keep the order."""
-    from mathsolve.engine.decode import InterruptibleDecode
+    from mathsolve.engine.local.samples import InterruptibleDecode
     from mathsolve.engine.protocol import GenerationInterrupted
     from mathsolve.output.render import JsonRenderer
 

@@ -1,13 +1,13 @@
-"""Engine: the interfaces the solve flow drives, which both engines satisfy.
+"""Engine: the interface the solve flow drives, which both engines satisfy, and their data.
 
-`EngineProtocol` is what solve, vote and eval need of any engine: llama.Engine (local
-llama.cpp, prompts are strings) and server.ServerEngine (an OpenAI-compatible server, prompts
-are chat messages) both satisfy it. Two narrower capabilities sit beside it instead of
-`hasattr` probing: `InFlightEngine` (the local engine keeps several problems' samples in one
-batch) and `RequestEngine` (the server engine solves several problems from threads, and can
-cancel its requests). Beside them, the data both engines hand out: events, completions,
-finish reasons, budget hits, the Ctrl-C exception, and the in-flight engine's jobs. This
-module imports neither engine, so neither depends on the other.
+`EngineProtocol` is all that solve, vote, eval, the Python API and MCP know of an engine:
+engine.local.engine.Engine (llama.cpp in this process, prompts are strings) and
+engine.remote.server.ServerEngine (an OpenAI-compatible server, prompts are chat messages)
+both satisfy it, so no caller asks which one it holds. Problems go in as Jobs (`job`, then
+`run`: several in flight, each finished one handed back) or one at a time (`generate_many`);
+`cancel()` is the one way to stop what runs, from any thread. Beside it, the data both
+engines hand out: events, completions, finish reasons, budget hits, the Ctrl-C exception.
+This module imports neither engine, so neither depends on the other.
 """
 
 from __future__ import annotations
@@ -65,15 +65,7 @@ class Completion:
     seconds: float
     prompt_seconds: float
     tokens: tuple[int, ...] = ()  # the token ids drawn (local engine), stop token included
-    budget: str | None = None  # "thinking_budget" or "time_limit" when the sample was steered
-    budget_at: int | None = None  # completion tokens generated when it was steered
-    budget_in_think: bool = False  # it was steered inside an open <think> block
-
-    def budget_hit(self) -> BudgetHit | None:
-        """Where the budget was hit, as results record it (None: it was not)."""
-        if self.budget is None:
-            return None
-        return BudgetHit(self.budget, self.budget_at, self.budget_in_think)
+    budget: BudgetHit | None = None  # where the sample was steered to an answer (None: it was not)
 
 
 class GenerationInterrupted(KeyboardInterrupt):
@@ -86,7 +78,9 @@ class GenerationInterrupted(KeyboardInterrupt):
 
 @dataclass(eq=False)
 class Job:
-    """One prompt and its K samplings, as batch.Scheduler runs them; `tag` is the caller's."""
+    """One prompt and its K samplings, as an engine's run() takes them (EngineProtocol.job makes
+    one); `tag` is the caller's. `tokens` is the local engine's prompt, `prompt` a server's;
+    `error` says why a server could not solve it (the other jobs go on)."""
 
     tokens: list[int]
     samplings: list[SamplingConfig]
@@ -101,6 +95,8 @@ class Job:
     cancelled: bool = False
     start: float = 0.0  # when its first sample was admitted; samples' seconds count from here
     deadline: float | None = None  # perf_counter time its samples are steered (--time-limit)
+    prompt: object = None  # a server's rendered prompt (ChatPrompt)
+    error: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -134,31 +130,17 @@ class EngineProtocol(Protocol[PromptT]):
                       stop_when: StopWhen | None = None,
                       wanted: Wanted | None = None) -> list[Completion]: ...
 
-    def close(self) -> None: ...
+    def job(self, prompt: PromptT, samplings: list[SamplingConfig], *, on_event: OnEvent | None = None,
+            stop_when: StopWhen | None = None, wanted: Wanted | None = None, tag: object = None) -> Job:
+        """A problem's samples for run(); raises InputError for a prompt the engine cannot take."""
+        ...
 
-
-@runtime_checkable
-class InFlightEngine(EngineProtocol[str], Protocol):
-    """An engine that decodes several prompts' samples in one batch (problems in flight)."""
-
-    def prompt_tokens(self, prompt: str) -> list[int]: ...
-
-    def run(self, jobs: list[Job], on_done: OnDone | None = None, *,
-            parallel: int | None = None) -> None: ...
-
-
-@runtime_checkable
-class RequestEngine(Protocol):
-    """An engine whose generate calls may run in several threads at once (one request each)."""
-
-    def eval_workers(self, samples: int) -> int:
-        """How many problems to solve at once so the requests in flight fill the server."""
+    def run(self, jobs: list[Job], on_done: OnDone | None = None, *, parallel: int | None = None) -> None:
+        """Every job's samples, several jobs in flight; on_done(job) as each ends."""
         ...
 
     def cancel(self) -> None:
-        """Stop every request in flight: generate calls raise GenerationInterrupted."""
+        """From any thread: what runs now stops, and its call raises GenerationInterrupted."""
         ...
 
-    def resume(self) -> None:
-        """Accept requests again after cancel(), once the cancelled calls have returned."""
-        ...
+    def close(self) -> None: ...

@@ -12,9 +12,9 @@ from typing import Any
 
 from mathsolve.answers.vote import VoteGroup
 from mathsolve.config import SamplingConfig
-from mathsolve.engine.loading import ModelInfo
 from mathsolve.errors import InputError
 from mathsolve.solving.inputs import Problem
+from mathsolve.solving.loading import ModelInfo
 from mathsolve.solving.solve import Result, SampleResult
 
 # ---------------------------------------------------------------- resumable results file

@@ -1,8 +1,8 @@
 """Model flow: a GGUF's chat template renders a problem in the model's training format.
 
 Here, below the engine and the solve flow, because three layers need it: the local engine
-renders its prompt with it (engine.llama.Engine.render), checking a pulled GGUF proves its
-template renders (models.gguf_check), and solving.prompt gives it to the solve flow.
+renders its prompt with it (engine.local.engine.Engine.render), checking a pulled GGUF proves its
+template renders (models.gguf_check).
 
 Training (PipelineRL math) used a system message with SYSTEM_PROMPT, the raw problem as the
 user message and the Qwen3 template with `add_generation_prompt=True`; nothing else. We render

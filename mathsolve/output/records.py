@@ -9,15 +9,16 @@ mathsolve has always written (a resumed eval reads the old lines back as they ar
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mathsolve.answers.verify import Check
-from mathsolve.answers.vote import VoteGroup
-from mathsolve.config import SamplingConfig
-from mathsolve.engine.loading import ModelInfo
-from mathsolve.engine.protocol import BudgetHit
-from mathsolve.evaluation.evaluate import EvalRecord, GradedSample, Summary
-from mathsolve.solving.solve import Result, SampleResult
+if TYPE_CHECKING:  # the record types, for annotations: solving's Result.to_json() imports this module
+    from mathsolve.answers.verify import Check
+    from mathsolve.answers.vote import VoteGroup
+    from mathsolve.config import SamplingConfig
+    from mathsolve.engine.protocol import BudgetHit
+    from mathsolve.evaluation.evaluate import EvalRecord, GradedSample, Summary
+    from mathsolve.solving.loading import ModelInfo
+    from mathsolve.solving.solve import Result, SampleResult
 
 # Keys of a Result left out of its JSON when None (K = 1 has no samples, votes, support).
 _OPTIONAL = ("samples", "votes", "support", "confidence", "reference", "correct")

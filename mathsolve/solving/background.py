@@ -33,18 +33,16 @@ class Background(Generic[T]):
     """`work(emit, checkpoint)` in a worker thread holding `lock`; `items()` yields what it
     emits. `emit` and `checkpoint` raise Stopped once the consumer has gone.
 
-    `cancel` (a server's) stops what the worker waits for when it emits nothing for a while;
-    `resume` undoes it once the worker has ended. An exception of the work is raised in the
-    consumer, unless the consumer asked the work to stop.
+    `cancel` (the engine's) stops what the worker waits for when it emits nothing for a while
+    (a decode step, a server's request). An exception of the work is raised in the consumer,
+    unless the consumer asked the work to stop.
     """
 
     def __init__(self, work: Callable[[Emit[T], Checkpoint], None], lock: threading.Lock, *,
-                 cancel: Callable[[], None] | None = None,
-                 resume: Callable[[], None] | None = None) -> None:
+                 cancel: Callable[[], None] | None = None) -> None:
         self._work = work
         self._lock = lock
         self._cancel = cancel
-        self._resume = resume
         self._queue: queue.SimpleQueue[tuple[str, T | None, BaseException | None]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mathsolve-solve", daemon=True)
@@ -125,7 +123,5 @@ class Background(Generic[T]):
                 self._thread.join(POLL_S)
             except KeyboardInterrupt:  # a second Ctrl-C: still never free a running model
                 interrupted = True
-        if self._resume is not None:
-            self._resume()
         if interrupted:
             raise KeyboardInterrupt

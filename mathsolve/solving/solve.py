@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from mathsolve.answers.equivalence import equivalent
 from mathsolve.answers.extract import Extraction, extract
 from mathsolve.answers.verify import Check
 from mathsolve.answers.vote import Vote, VoteGroup, confidence, vote_confidence
 from mathsolve.answers.vote import vote as vote_answers
-from mathsolve.config import CHECK_TIMEOUT_S, SamplingConfig, SolveOptions
-from mathsolve.engine.loading import ModelInfo
-from mathsolve.engine.protocol import BudgetHit, Completion, EngineProtocol, FinishReason, InFlightEngine, TextEvent
+from mathsolve.config import SamplingConfig, SolveOptions
+from mathsolve.engine.protocol import BudgetHit, Completion, EngineProtocol, FinishReason, TextEvent
 from mathsolve.solving.inputs import Problem
+from mathsolve.solving.loading import ModelInfo
 
 __all__ = ["FINISHED", "BudgetHit", "Check", "ModelInfo", "Result", "SampleResult", "SolveOptions",
            "VoteGroup", "error_result", "finish", "solve", "solve_many"]
@@ -41,9 +41,8 @@ class SampleResult:
 
 @dataclass
 class Result:
-    """Everything known about one solved (or failed) problem: typed parts, no JSON here.
-
-    output.records.result_json gives its JSON line (the record `mathsolve --json` prints).
+    """Everything known about one solved (or failed) problem: typed parts; its JSON record is
+    `to_json()` (output.records.result_json, the one place JSON is made).
     `votes` are the vote's groups with `samples` numbered among all K samples.
     """
 
@@ -72,6 +71,13 @@ class Result:
     @property
     def answered(self) -> bool:
         return self.error is None and self.answer is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record `mathsolve --json` prints for the same options and seed (made by
+        output.records.result_json, where every JSON line mathsolve writes is made)."""
+        from mathsolve.output.records import result_json
+
+        return result_json(self)
 
 
 def error_result(problem: Problem, message: str, model: ModelInfo,
@@ -159,17 +165,17 @@ def solve(engine: EngineProtocol[PromptT], problem: Problem, sampling: SamplingC
     return finish(problem, completions, sampling, options, model, start)
 
 
-def solve_many(engine: InFlightEngine, problems: list[Problem],
+def solve_many(engine: EngineProtocol[PromptT], problems: list[Problem],
                seeding: Callable[[Problem], SamplingConfig], options: SolveOptions,
                model: ModelInfo, on_result: Callable[[int, Result], None], *,
                parallel: int | None = None, on_event: OnProblemEvent | None = None) -> None:
-    """Several problems with their samples in one batch (problems in flight): on_result(i,
-    result) for problems[i] as soon as it is finished, in the order they finish. A problem
-    that cannot start (its prompt does not fit, say) gets its error Result at once.
+    """Several problems in flight (the local engine: their samples in one batch; a server:
+    several problems' requests at once): on_result(i, result) for problems[i] as soon as it is
+    finished, in the order they finish. A problem that cannot start (its prompt does not fit,
+    say) or that the server fails gets its error Result, and the rest go on.
     `on_event(i, event)` sees problems[i]'s text as it is drawn (the API stops a batch from
     there: an exception it raises ends the run as Ctrl-C does)."""
     from mathsolve.engine.protocol import Job
-    from mathsolve.engine.stream import think_open_at_end
     from mathsolve.errors import MathsolveError
 
     jobs = []
@@ -178,19 +184,19 @@ def solve_many(engine: InFlightEngine, problems: list[Problem],
         if problem.error:
             on_result(index, error_result(problem, problem.error, model, sampling))
             continue
+        rule = stop_rule(options)
         try:
-            prompt = engine.render(problem.text, think=options.think)
-            tokens = engine.prompt_tokens(prompt)
+            jobs.append(engine.job(engine.render(problem.text, think=options.think), sample_seeds(sampling, options),
+                                   on_event=_for_problem(on_event, index), stop_when=rule,
+                                   wanted=rule.wanted if rule else None, tag=(index, sampling)))
         except MathsolveError as exc:
             on_result(index, error_result(problem, str(exc), model, sampling))
-            continue
-        rule = stop_rule(options)
-        jobs.append(Job(tokens, sample_seeds(sampling, options), think_open_at_end(prompt),
-                        on_event=_for_problem(on_event, index), stop_when=rule,
-                        tag=(index, sampling), wanted=rule.wanted if rule else None))
 
     def done(job: Job) -> None:
         index, sampling = cast("tuple[int, SamplingConfig]", job.tag)  # the tag set above
+        if job.error is not None:
+            on_result(index, error_result(problems[index], job.error, model, sampling))
+            return
         # seconds count from its first sample's admission
         on_result(index, finish(problems[index], job.completions(), sampling, options, model,
                                 job.start))
@@ -224,7 +230,7 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
         only, ext = completions[0], extractions[0]
         result.answer, result.fallback = ext.answer, ext.fallback
         result.completion, result.finish_reason = only.text, only.finish_reason
-        result.budget = only.budget_hit()
+        result.budget = only.budget
     else:
         voters = [i for i, c in enumerate(completions) if c.finish_reason in FINISHED]
         vote = vote_answers([extractions[i].answer for i in voters], timeout=options.check_timeout)
@@ -233,7 +239,7 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
             result.support = f"{vote.count}/{len(completions)} samples"
             result.confidence = round(vote_confidence(vote) or 0.0, 4)
         result.samples = [SampleResult(c.sample, c.seed, e.answer, e.fallback, c.completion_tokens,
-                                       c.finish_reason, c.budget_hit())
+                                       c.finish_reason, c.budget)
                           for c, e in zip(completions, extractions)]
         # the groups' samples renumbered from the voters' order to the K samples'
         result.votes = [VoteGroup(g.answer, g.count, tuple(voters[i] for i in g.samples))
@@ -241,7 +247,7 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
         winners = [voters[i] for i in vote.groups[0].samples] if vote.groups else []
         best = completions[winners[0]] if winners else completions[0]  # shown for the vote
         result.completion, result.finish_reason = best.text, best.finish_reason
-        result.budget = best.budget_hit()
+        result.budget = best.budget
         result.fallback = bool(winners) and all(extractions[i].fallback for i in winners)
     if result.answer is not None and options.check:
         from mathsolve.answers import verify
@@ -253,19 +259,10 @@ def finish(problem: Problem, completions: list[Completion], sampling: SamplingCo
     return result
 
 
-def decided(finished: list[Completion], total: int, timeout: float = CHECK_TIMEOUT_S) -> bool:
-    """Early-stop rule of --stop-when-decided: stop once the leading answer among the finished
-    samples has more votes than the runner-up could reach if every unfinished sample joined
-    it (leader > runner-up + unfinished). The result is then the same as running all K."""
-    return _decided(_finished_vote(finished, timeout), finished, total)
-
-
-def _finished_vote(finished: list[Completion], timeout: float) -> Vote:
-    return vote_answers([extract(c.text, complete=c.finish_reason == "stop").answer
-                         for c in finished if c.finish_reason in FINISHED], timeout=timeout)
-
-
 def _decided(votes: Vote, finished: list[Completion], total: int) -> bool:
+    """--stop-when-decided: the leading answer among the finished samples has more votes than
+    the runner-up could reach if every unfinished sample joined it (leader > runner-up +
+    unfinished); the result is then the one all K would give."""
     if not votes.groups:
         return False
     runner_up = votes.groups[1].count if len(votes.groups) > 1 else 0

@@ -1,4 +1,4 @@
-"""Engine: what this machine and llama.cpp build can do, as plain data (`mathsolve doctor`).
+"""Command line: what this machine and llama.cpp build can do, as plain data (`mathsolve doctor`).
 
 The CLI renders the dict; nothing here prints. No shell calls: GPUs are detected by the
 presence of `nvidia-smi` on PATH (NVIDIA) or by the platform (Apple Silicon).
@@ -51,10 +51,10 @@ def reinstall_command(gpu: str | None, gpu_offload: bool) -> str | None:
 
 
 def kv_policy(gpu_offload: bool) -> str:
-    """How a run sizes its KV cache (engine.sizing.streams_that_fit), with this machine's cap."""
-    from mathsolve.engine import sizing
+    """How a run sizes its KV cache (engine.local.kv.streams_that_fit), with this machine's cap."""
+    from mathsolve.engine.local import kv
 
-    usable, rule = sizing.kv_memory(gpu_offload)
+    usable, rule = kv.kv_memory(gpu_offload)
     cap = "" if usable is None else f" ({usable / 1e9:.1f} GB here)"
     return (f"a stream of --ctx tokens per sample, as many at once as fit in {rule}{cap} or in "
             "--kv-budget; the other samples start as samples finish, none is ever preempted; "
@@ -72,9 +72,9 @@ def collect() -> dict[str, Any]:
     import llama_cpp
 
     from mathsolve.config import SamplingConfig
-    from mathsolve.engine.llama import physical_cores
-    from mathsolve.engine.native import cpu_has_amx
-    from mathsolve.engine.sampling import choose_path, describe_path
+    from mathsolve.engine.local.machine import physical_cores
+    from mathsolve.engine.local.native import cpu_has_amx
+    from mathsolve.engine.local.sampling import choose_path, describe_path
     from mathsolve.models import cache as models
 
     raw = llama_cpp.llama_print_system_info()

@@ -1,11 +1,9 @@
 """Engine: an OpenAI-compatible server (vLLM, llama.cpp's server, llama-cpp-python's).
 
-Satisfies protocol.EngineProtocol as `llama.Engine` does (render, generate, generate_many,
-close, load_seconds), so solve, voting and eval do not know which one they drive. The server applies the model's
-chat template to the training-format messages; we stream `/v1/chat/completions` (SSE).
-
-Standard library only (http.client): no new runtime dependency. Responses are untrusted:
-lines and whole completions have size limits, JSON is only ever parsed, never evaluated.
+Satisfies protocol.EngineProtocol as the local Engine does, so solve, voting, eval and MCP
+do not know which one they drive. The server applies the model's chat template to the
+training-format messages; we stream `/v1/chat/completions` (SSE) over transport.Http.
+Responses are untrusted: lines and whole completions have size limits, JSON is only parsed.
 
 A request that fails (connection error, 408/429/5xx, a stream cut short) is retried from
 scratch with capped exponential backoff and jitter, honouring Retry-After. Text of a failed
@@ -22,39 +20,43 @@ import math
 import os
 import queue
 import random
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from mathsolve import __version__
 from mathsolve.config import SYSTEM_PROMPT, SamplingConfig
-from mathsolve.engine import chat
-from mathsolve.engine.chat import ChatPrompt, normalise_url
-from mathsolve.engine.protocol import Completion, FinishReason, GenerationInterrupted, TextEvent
-from mathsolve.engine.sse import (
+from mathsolve.engine.protocol import (
+    BudgetHit,
+    Completion,
+    FinishReason,
+    GenerationInterrupted,
+    Job,
+    OnDone,
+    StopWhen,
+    TextEvent,
+    Wanted,
+)
+from mathsolve.engine.remote import chat
+from mathsolve.engine.remote.chat import ChatPrompt, normalise_url
+from mathsolve.engine.remote.jobs import run_jobs
+from mathsolve.engine.remote.sse import (
     MAX_COMPLETION_BYTES,
-    MAX_ERROR_BYTES,
-    MAX_LINE_BYTES,
     Accumulator,
     Call,
     Cancelled,
     Rejected,
     Retryable,
-    error_message,
     join_threads,
     parse_json,
     read_limited,
     read_sse,
-    retry_after,
 )
+from mathsolve.engine.remote.transport import Http
 from mathsolve.errors import EngineError, InputError
 
 __all__ = ["ChatPrompt", "ServerEngine", "normalise_url"]
 
-OPTIONAL_FIELDS = ("stream_options", "chat_template_kwargs", "repeat_penalty")
 ENV_MODEL = "MATHSOLVE_SERVER_MODEL"
 
 Warn = Callable[[str], None]
@@ -73,15 +75,14 @@ class ServerEngine:
     def __init__(self, url: str, *, api_key: str | None = None, model_name: str = "",
                  concurrency: int | None = None, warn: Warn | None = None,
                  timeout: float = 600.0, load_seconds: float = 0.0) -> None:
-        self.url, self._scheme, self._host, self._port, self._prefix = normalise_url(url)
-        self._api_key = api_key or None
+        self.http = Http(url, api_key, timeout)
+        self.url = self.http.url
         self.model_name = model_name
         self.concurrency = concurrency
-        self.timeout = timeout
         self.load_seconds = load_seconds
         self._warn = warn or (lambda message: None)
         self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
-        self._cancel = threading.Event()
+        self._calls: set[Call] = set()  # the generate calls running now (cancel stops them)
         self._dropped: set[str] = set()  # optional fields this server refused
         self.budget_field: str | None = None  # the server's own reasoning budget (chat.py)
         self._lock = threading.Lock()
@@ -100,10 +101,10 @@ class ServerEngine:
         engine = cls(url, api_key=api_key, concurrency=concurrency, warn=warn,
                      timeout=min(timeout, 30.0))
         try:
-            status, body = engine._get("/v1/models")
+            status, body = engine.http.get("/v1/models")
         except (OSError, http.client.HTTPException) as exc:
             raise EngineError(f"cannot reach the server at {engine.url}: "
-                              f"{engine._describe(exc)}; is it running?") from None
+                              f"{engine.http.describe(exc)}; is it running?") from None
         if status in (401, 403):
             raise EngineError(f"the server at {engine.url} refused the API key (HTTP {status}); "
                               "check --api-key or MATHSOLVE_API_KEY")
@@ -119,13 +120,13 @@ class ServerEngine:
             warn(f"the server lists {', '.join(ids[:5])[:200]}, not {name}; asking for {name} anyway")
         engine.model_name = name
         engine.budget_field = engine._budget_field()
-        engine.timeout = timeout
+        engine.http.timeout = timeout
         engine.load_seconds = time.perf_counter() - start
         return engine
 
     def _budget_field(self) -> str | None:
         try:
-            status, body = self._get("/props")  # llama.cpp's server; others answer 404
+            status, body = self.http.get("/props")  # llama.cpp's server; others answer 404
             return chat.server_budget_field(json.loads(body)) if status == 200 else None
         except (OSError, http.client.HTTPException, ValueError):
             return None
@@ -138,14 +139,12 @@ class ServerEngine:
         return self.default_eval_concurrency
 
     def cancel(self) -> None:
-        """Stop every request in flight (for eval's Ctrl-C handler on the main thread); each
-        generate call running in another thread then raises GenerationInterrupted."""
-        self._cancel.set()
-
-    def resume(self) -> None:
-        """Accept requests again after cancel() (the API's solve_many closed early), once
-        every generate call it stopped has returned."""
-        self._cancel.clear()
+        """From any thread: stop every request in flight; each generate call running now raises
+        GenerationInterrupted. Calls made after it run as usual."""
+        with self._lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.stop()
 
     def close(self) -> None:
         """Nothing to free: connections live for one request."""
@@ -189,6 +188,32 @@ class ServerEngine:
                 raise EngineError(f"max_tokens must be at least 1, got {s.max_tokens}")
         limit = samplings[0].time_limit
         call = Call(len(samplings), time.perf_counter() + limit if limit else None)
+        with self._lock:
+            self._calls.add(call)
+        try:
+            return self._gather(prompt, samplings, call, on_event, stop_when)
+        finally:
+            with self._lock:
+                self._calls.discard(call)
+
+    def job(self, prompt: ChatPrompt, samplings: list[SamplingConfig], *, on_event: OnEvent | None = None,
+            stop_when: StopWhen | None = None, wanted: Wanted | None = None, tag: object = None) -> Job:
+        """A problem's samples for run(): the rendered prompt and how each sample is drawn."""
+        if not isinstance(prompt, ChatPrompt):
+            raise EngineError("ServerEngine.job needs the prompt from ServerEngine.render")
+        return Job([], list(samplings), False, on_event, stop_when, tag, wanted=wanted, prompt=prompt)
+
+    def run(self, jobs: list[Job], on_done: OnDone | None = None, *, parallel: int | None = None) -> None:
+        """Several problems at once (jobs.run_jobs: eval_workers of them, enough to fill
+        --concurrency), each a generate_many call; on_done(job) on this thread as each ends.
+        A problem the server fails is that job's `error`, and the rest go on. `parallel` is
+        the local engine's (sequences in one batch) and means nothing here."""
+        run_jobs(self, jobs, on_done, self.eval_workers(max((len(j.samplings) for j in jobs), default=1)))
+
+    def _gather(self, prompt: ChatPrompt, samplings: list[SamplingConfig], call: Call,
+                on_event: OnEvent | None, stop_when: Callable[[list[Completion]], bool] | None,
+                ) -> list[Completion]:
+        """generate_many's requests, a thread each; their events, notes and results read here."""
         threads = [threading.Thread(target=self._worker, args=(prompt, s, i, call), daemon=True,
                                     name=f"mathsolve-server-{i}") for i, s in enumerate(samplings)]
         for t in threads:
@@ -265,7 +290,7 @@ class ServerEngine:
         except EngineError as exc:
             call.inbox.put(("error", exc))
         except Exception as exc:  # noqa: BLE001 - a worker must always report back
-            call.inbox.put(("error", EngineError(f"talking to the server failed: {self._describe(exc)}")))
+            call.inbox.put(("error", EngineError(f"talking to the server failed: {self.http.describe(exc)}")))
 
     def _sample(self, prompt: ChatPrompt, sampling: SamplingConfig, sample: int,
                 call: Call) -> Completion:
@@ -288,7 +313,7 @@ class ServerEngine:
         tries = 0
         refused: set[str] = set()
         while True:
-            if call.stopped() or self._cancel.is_set():
+            if call.stopped():
                 raise Cancelled()
             try:
                 return self._attempt(self._refit(body), sample, seed, call, path=path,
@@ -310,7 +335,7 @@ class ServerEngine:
                 delay = self._delay(tries, exc.retry_after)
                 call.note(f"sample {sample + 1}: {exc}; retrying in {delay:.1f} s "
                           f"(try {tries + 1} of {self.max_tries})")
-                if call.wait(delay) or self._cancel.is_set():
+                if call.wait(delay):
                     raise Cancelled() from None
 
     def _delay(self, tries: int, retry_after: float | None) -> float:
@@ -324,97 +349,37 @@ class ServerEngine:
             body = {k: v for k, v in body.items() if k not in self._dropped}
         return json.dumps(body).encode("utf-8")
 
-    # ---- HTTP ----------------------------------------------------------------------------
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-
-    def _headers(self, stream: bool = False) -> dict[str, str]:
-        headers = {"User-Agent": f"mathsolve/{__version__}",
-                   "Accept": "text/event-stream" if stream else "application/json"}
-        if stream:
-            headers["Content-Type"] = "application/json"
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
-
-    def _get(self, path: str) -> tuple[int, bytes]:
-        conn = self._connection()
-        try:
-            conn.request("GET", self._prefix + path, headers=self._headers())
-            resp = conn.getresponse()
-            body = resp.read(MAX_LINE_BYTES + 1)
-            if len(body) > MAX_LINE_BYTES:
-                raise EngineError(f"the server at {self.url} sent over 1 MB for {path}")
-            return resp.status, body
-        finally:
-            conn.close()
-
     def _attempt(self, body: bytes, sample: int, seed: int, call: Call, *,
                  path: str = "/v1/chat/completions", in_think: bool = False,
                  deadline: bool = True) -> Completion:
         start = time.perf_counter()
-        conn = self._connection()
+        conn = self.http.connection()
         call.watch(conn)
         acc = Accumulator(sample, seed, start, call, in_think=in_think)
         try:
-            conn.request("POST", self._prefix + path, body=body,
-                         headers=self._headers(stream=True))
+            conn.request("POST", self.http.prefix + path, body=body, headers=self.http.headers(stream=True))
             resp = conn.getresponse()
             if resp.status != 200:
-                self._http_error(resp, body)
+                self.http.fail(resp, body)
             call.live[sample] = acc
             if "text/event-stream" in (resp.getheader("Content-Type") or ""):
-                read_sse(resp, acc, call, self._cancel, deadline=deadline)
+                read_sse(resp, acc, call, deadline=deadline)
             else:
                 acc.whole(parse_json(read_limited(resp, MAX_COMPLETION_BYTES)))
         except (OSError, http.client.HTTPException) as exc:
-            if call.stopped() or self._cancel.is_set():
+            if call.stopped():
                 raise Cancelled() from None
-            raise Retryable(f"connection failed ({self._describe(exc)})") from None
+            raise Retryable(f"connection failed ({self.http.describe(exc)})") from None
         finally:
             call.unwatch(conn)
             conn.close()
-        if call.stopped() or self._cancel.is_set():
+        if call.stopped():
             raise Cancelled()
         if acc.timed_out:
             from dataclasses import replace
 
-            return replace(acc.completion("length"), budget="time_limit")
+            return replace(acc.completion("length"), budget=BudgetHit("time_limit", None, False))
         if acc.finish is None:
             raise Retryable("the stream ended before a finish_reason (llama-cpp-python's "
                              "server needs --interrupt_requests False for concurrent requests)")
         return acc.completion()
-
-    def _http_error(self, resp: http.client.HTTPResponse, body: bytes) -> None:
-        status = resp.status
-        message = self._scrub(error_message(resp.read(MAX_ERROR_BYTES)))
-        if status == 429 or status == 408 or status >= 500:
-            raise Retryable(f"HTTP {status} {message}".strip(), retry_after(resp.getheader("Retry-After")))
-        if status in (400, 422):
-            for name in OPTIONAL_FIELDS:
-                if name in message and name.encode() in body:
-                    raise Rejected(name)
-        if status in (401, 403):
-            raise EngineError(f"the server refused the API key (HTTP {status}); "
-                              "check --api-key or MATHSOLVE_API_KEY")
-        hint = "; check the URL and the model name" if status == 404 else ""
-        raise EngineError(f"the server rejected the request (HTTP {status}): {message or 'no reason given'}{hint}")
-
-    def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(exc, (socket.timeout, TimeoutError)):
-            return f"no answer within {self.timeout:g} s"
-        if isinstance(exc, socket.gaierror):
-            return f"unknown host {self._host}"
-        return self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
-
-    def _scrub(self, text: str) -> str:
-        text = " ".join(text.split())[:300]
-        return text.replace(self._api_key, "[key]") if self._api_key else text
-
-

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mathsolve.config import ANSWER_ALLOWANCE, BUDGET_THINK_CUE, SamplingConfig, budget_cue
-from mathsolve.engine.protocol import Completion, TextEvent
+from mathsolve.engine.protocol import BudgetHit, Completion, TextEvent
 from mathsolve.engine.stream import ThinkSplitter, think_open_at_end
 from mathsolve.errors import EngineError, UsageError
 
@@ -100,7 +100,7 @@ def server_steered(first: Completion, budget: int) -> Completion:
     """`first` marked as steered at `budget` when the server's budget message is in its text."""
     if SERVER_BUDGET_MESSAGE.strip() not in first.text:
         return first
-    return replace(first, budget="thinking_budget", budget_at=budget, budget_in_think=True)
+    return replace(first, budget=BudgetHit("thinking_budget", budget, True))
 
 
 def server_ignored(first: Completion) -> bool:
@@ -139,14 +139,13 @@ def joined(first: Completion, rest: Completion, cue: str, in_think: bool) -> Com
     """One completion of the capped first request, the cue and the continuation; the cue's
     tokens are not counted (a server does not say how many it made of them). A first request
     the server steered itself keeps where it did."""
-    steered = first.budget_at is not None
+    hit = first.budget
+    if hit is None or hit.at is None:  # steered here, at the first request's end
+        hit = BudgetHit(hit.hit if hit else "thinking_budget", first.completion_tokens, in_think)
     return replace(rest, text=first.text + cue + rest.text,
                    prompt_tokens=first.prompt_tokens or rest.prompt_tokens,
                    completion_tokens=first.completion_tokens + rest.completion_tokens,
-                   seconds=first.seconds + rest.seconds, prompt_seconds=first.prompt_seconds,
-                   budget=first.budget or "thinking_budget",
-                   budget_at=first.budget_at if steered else first.completion_tokens,
-                   budget_in_think=first.budget_in_think if steered else in_think)
+                   seconds=first.seconds + rest.seconds, prompt_seconds=first.prompt_seconds, budget=hit)
 
 
 def budgeted(request: Request, emit: Callable[[TextEvent], None], model: str, prompt: ChatPrompt,
@@ -168,7 +167,8 @@ def budgeted(request: Request, emit: Callable[[TextEvent], None], model: str, pr
     else:
         first = request(body, CHAT_PATH, True)
     ignored = field is not None and server_ignored(first)
-    if first.finish_reason != "length" or not (first.budget == "time_limit" or capped):
+    timed_out = first.budget is not None and first.budget.hit == "time_limit"
+    if first.finish_reason != "length" or not (timed_out or capped):
         return first, ignored
     raw, cue, in_think = continuation(prompt, first.text)
     allowance = max(1, min(ANSWER_ALLOWANCE, s.max_tokens - first.completion_tokens))

@@ -1,7 +1,7 @@
 """Engine: a model's vocabulary as decoding uses it (decode.Vocabulary), each lookup made once.
 
 Text to token ids, a token to its bytes, which tokens stop a sample, and the budget cue's
-tokens. engine.llama.Engine holds one and hands it to its slots (slots.SlotContext), so a
+tokens. engine.Engine holds one and hands it to its context (context.LlamaContext), so a
 sample reads the vocabulary without holding the engine.
 """
 

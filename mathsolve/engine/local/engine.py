@@ -1,11 +1,13 @@
 """Engine: llama.cpp loads a GGUF, then decodes many samples of one or many prompts as a batch.
 
 Built on llama-cpp-python's low-level API because the high-level `Llama` decodes a single
-sequence. batch.Scheduler decides which sample runs on which sequence (slot) and when; the
-engine's slots.SlotContext (the context it holds) does what touches llama.cpp, in named steps:
+sequence. scheduler.Scheduler runs the decode loop (which sample runs on which sequence, or
+slot, and when); the engine's context.LlamaContext does what touches llama.cpp, in named
+steps, and its kv.KVCache owns the cache's cells:
 
 * `prepare_slot`: give a slot the prompt's KV minus its last token (kept from an earlier
-  sample, copied from a running sibling, or prefilled in chunks that Ctrl-C can stop);
+  sample or copied from a running sibling by the KVCache, else prefilled in chunks that
+  Ctrl-C can stop);
 * `decode_rows`: one token of every running sample in one `llama_decode`;
 * `sample_rows`: a token per row, on one of three paths (see `choose_path`): "graph"
   (llama.cpp samples inside its compute graph, so only token ids leave the GPU), "vector"
@@ -23,13 +25,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import MIN_CTX, SAMPLERS, EngineConfig, SamplerPath, SamplingConfig
-from mathsolve.engine import sizing
-from mathsolve.engine.batch import Scheduler
-from mathsolve.engine.decode import InterruptibleDecode, unstarted
-from mathsolve.engine.native import OPENMP_SPIN, _load_model, _set_logging
+from mathsolve.engine.local import kv
+from mathsolve.engine.local.context import PROMPT_CHUNK, LlamaContext
+from mathsolve.engine.local.machine import physical_cores
+from mathsolve.engine.local.native import OPENMP_SPIN, _load_model, _set_logging
+from mathsolve.engine.local.samples import InterruptibleDecode, unstarted
+from mathsolve.engine.local.scheduler import Scheduler
+from mathsolve.engine.local.vocab import Vocab
 from mathsolve.engine.protocol import (
     Completion,
     GenerationInterrupted,
@@ -40,10 +45,7 @@ from mathsolve.engine.protocol import (
     TextEvent,
     Wanted,
 )
-from mathsolve.engine.sizing import physical_cores
-from mathsolve.engine.slots import PROMPT_CHUNK, SlotContext
 from mathsolve.engine.stream import think_open_at_end
-from mathsolve.engine.vocab import Vocab
 from mathsolve.errors import EngineError, InputError, ModelError
 from mathsolve.models.gguf_file import check_gguf_file
 
@@ -59,7 +61,7 @@ Warn = Callable[[str], None]
 
 
 class Engine:
-    """A loaded model, its vocabulary, and the slots of one llama.cpp context (SlotContext,
+    """A loaded model, its vocabulary, and the slots of one llama.cpp context (LlamaContext,
     the context recreated only when it must grow)."""
 
     def __init__(self, cfg: EngineConfig, model: Any, *, load_seconds: float, gpu_offload: bool,
@@ -76,9 +78,8 @@ class Engine:
         self._gpu_offload = gpu_offload
         self._warn = warn or (lambda message: None)
         self._threads = cfg.n_threads or physical_cores()
-        self._last_path: SamplerPath | Literal[""] = ""  # "" before the first run
         self._text = Vocab(vocab)
-        self._slots = SlotContext(cfg, model, self._text, n_vocab=self._n_vocab, threads=self._threads,
+        self._context = LlamaContext(cfg, model, self._text, n_vocab=self._n_vocab, threads=self._threads,
                                   gpu_offload=gpu_offload, warn=self._warn)
 
     # ---- loading -------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class Engine:
     def close(self) -> None:
         import llama_cpp
 
-        self._slots.close()
+        self._context.close()
         if self._model is not None:
             llama_cpp.llama_model_free(self._model)
             self._model = None
@@ -167,42 +168,37 @@ class Engine:
         return self._threads
 
     @property
-    def slots(self) -> SlotContext:
-        """The llama.cpp context's slots: its KV sizing and what its slots hold."""
-        return self._slots
+    def context(self) -> LlamaContext:
+        """The llama.cpp context: its slots, and the KV cache's owner (`context.kv`)."""
+        return self._context
 
     @property
     def last_prefill_tokens(self) -> int:
         """Prompt tokens the last run evaluated by prefill (the rest came from prefix reuse)."""
-        return self._slots.prefilled
-
-    @property
-    def last_sampler_path(self) -> SamplerPath | Literal[""]:
-        """The sampling path of the last run: "graph", "vector" or "chain" ("" before one)."""
-        return self._last_path
+        return self._context.prefilled
 
     @property
     def kv_bytes(self) -> int:
         """Bytes of KV cache the current context holds (0 before the first run)."""
-        return self._slots.kv_bytes
+        return self._context.kv_bytes
 
     def kv_description(self) -> str:
         """What KV cache the last run chose, in words (-v)."""
-        return self._slots.kv_description()
+        return self._context.kv_description()
 
     def kv_sequence_lengths(self) -> list[int]:
         """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
-        return self._slots.kv_sequence_lengths()
+        return self._context.kv.lengths()
 
     def forget_prefixes(self) -> None:
         """Drop every slot's kept prompt, so the next prompt is evaluated whole (benchmarks)."""
-        self._slots.forget_prefixes()
+        self._context.kv.forget()
 
-    def abort(self) -> None:
+    def cancel(self) -> None:
         """From any thread: the decode running now (or the next one) returns at once and the
-        generate call raises GenerationInterrupted (an MCP request cancelled). Cleared when the
-        next generate call starts."""
-        self._slots.abort()
+        generate or run call raises GenerationInterrupted (an MCP request cancelled, an API
+        iterator closed). Cleared when the next call starts."""
+        self._context.abort()
 
     def logits_of(self, tokens: list[int]) -> NDArray[np.float32]:
         """The logits after each of `tokens` (len x vocab), from a context of their own: what
@@ -212,7 +208,7 @@ class Engine:
 
         n = len(tokens)
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = sizing.round_up(n + 1, sizing.KV_PAD)
+        params.n_ctx = kv.round_up(n + 1, kv.KV_PAD)
         params.n_batch = params.n_ubatch = max(PROMPT_CHUNK, n)
         params.n_seq_max = 1
         params.n_threads = params.n_threads_batch = self._threads
@@ -283,14 +279,20 @@ class Engine:
         `stop_when(finished)` is asked each time samples finish; when it says True the
         samples still running end with finish_reason "cancelled" (early stop of a vote).
         `wanted(finished)` is the vote's schedule: on a CPU no more samples start than it says
-        (see batch.Scheduler); on a GPU all start at once.
+        (see scheduler.Scheduler); on a GPU all start at once.
         """
-        if not samplings:
-            raise EngineError("no samples requested; use --samples 1 or more")
-        job = Job(self.prompt_tokens(prompt), list(samplings), think_open_at_end(prompt),
-                  on_event, stop_when, wanted=wanted)
+        job = self.job(prompt, samplings, on_event=on_event, stop_when=stop_when, wanted=wanted)
         self.run([job])
         return job.completions()
+
+    def job(self, prompt: str, samplings: list[SamplingConfig], *, on_event: OnEvent | None = None,
+            stop_when: StopWhen | None = None, wanted: Wanted | None = None, tag: object = None) -> Job:
+        """A problem's samples for run(): its prompt's tokens (an InputError when they do not
+        fit the context) and how each sample is drawn."""
+        if not samplings:
+            raise EngineError("no samples requested; use --samples 1 or more")
+        return Job(self.prompt_tokens(prompt), list(samplings), think_open_at_end(prompt), on_event, stop_when,
+                   tag, wanted=wanted)
 
     def run(self, jobs: list[Job], on_done: OnDone | None = None, *,
             parallel: int | None = None, reserve: int | None = None) -> None:
@@ -313,28 +315,27 @@ class Engine:
             total = sum(len(j.samplings) for j in jobs)
             wanted = widest if len(jobs) == 1 else max(widest, min(total, self._sequence_cap()))
         path = self.choose_path([s for j in jobs for s in j.samplings])
-        wanted = min(wanted, sizing.MAX_SEQUENCES)
-        slots = self._slots.fit(wanted, need, widest)
-        self._slots.prefilled = 0
-        self._last_path = path
+        wanted = min(wanted, kv.MAX_SEQUENCES)
+        slots = self._context.kv.plan(wanted, need, widest)
+        self._context.prefilled = 0
         try:
             with InterruptibleDecode(None):  # llama.cpp logs (Python callbacks) here
-                slots = self._slots.ensure_context(slots, need, graph=path == "graph")
+                slots = self._context.ensure_context(slots, need, graph=path == "graph")
         except KeyboardInterrupt:
             first = jobs[0]
             raise GenerationInterrupted([unstarted(i, s, len(first.tokens))
                                          for i, s in enumerate(first.samplings)]) from None
-        self._slots.rearm()  # an abort() of an earlier call is spent
-        Scheduler(self._slots, slots, path, on_done, schedule=not self._gpu_offload).run(jobs)
+        self._context.rearm()  # an abort() of an earlier call is spent
+        Scheduler(self._context, slots, path, on_done, schedule=not self._gpu_offload).run(jobs)
 
     def _sequence_cap(self) -> int:
-        return sizing.MAX_SEQUENCES if self._gpu_offload else sizing.CPU_SEQUENCES
+        return kv.MAX_SEQUENCES if self._gpu_offload else kv.CPU_SEQUENCES
 
     def choose_path(self, samplings: list[SamplingConfig]) -> SamplerPath:
         """The sampling path for these samplings (see sampling.choose_path)."""
         import llama_cpp
 
-        from mathsolve.engine.sampling import choose_path
+        from mathsolve.engine.local.sampling import choose_path
 
         return choose_path(self._cfg.sampler, gpu=self._gpu_offload, samplings=samplings,
                            graph_available=hasattr(llama_cpp, "llama_set_sampler"))

@@ -1,8 +1,8 @@
 """Engine: the per-sample side of decoding (sample state, UTF-8 and cues, sampler chains).
 
-Ctrl-C inside llama_decode is handled here too. batch.py schedules the samples and llama.py
-drives llama.cpp; the state of each sample lives here. The data every engine hands out
-(events, completions, jobs) is in protocol.py, which imports no engine."""
+Ctrl-C inside llama_decode is handled here too. scheduler.py schedules the samples and
+context.py drives llama.cpp; the state of each sample lives here. The data every engine hands
+out (events, completions, jobs) is in engine/protocol.py, which imports no engine."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mathsolve.config import SamplingConfig
 from mathsolve.engine.protocol import (
+    BudgetHit,
     Completion,
     FinishReason,
     Job,
@@ -122,9 +123,7 @@ class SampleState:
         self.prompt_seconds = 0.0
         self.forced: list[int] = []  # cue tokens still to feed in place of drawn ones
         self.feeding: list[int] = []  # cue tokens in the batch being decoded
-        self.budget: str | None = None
-        self.budget_at: int | None = None
-        self.budget_in_think = False
+        self.budget: BudgetHit | None = None  # where it was steered to an answer
         self.ctx_limit = self.max_tokens  # what the context allows, whatever a budget says
         self.thinking_budget = self.sampling.thinking_budget
         if self.thinking_budget is not None and self.thinking_budget <= 0:
@@ -187,7 +186,7 @@ class SampleState:
         text = self.text()
         in_think = think_open_at_end(("<think>" if self.job.in_think else "") + text)
         self.forced = list(self.vocab.cue_tokens(in_think, self.n_generated == 0))
-        self.budget, self.budget_at, self.budget_in_think = reason, self.n_generated, in_think
+        self.budget = BudgetHit(reason, self.n_generated, in_think)
         self.max_tokens = min(self.ctx_limit, self.n_generated + len(self.forced) + ANSWER_ALLOWANCE)
         return True
 
@@ -227,7 +226,7 @@ class SampleState:
         reason = self.finish or ("interrupted" if interrupted else "length")
         return Completion(self.sample, self.sampling.seed, self.text(), reason,
                           self.n_prompt, self.n_generated, self.seconds, self.prompt_seconds,
-                          tuple(self.ids), self.budget, self.budget_at, self.budget_in_think)
+                          tuple(self.ids), self.budget)
 
 
 def incomplete_utf8(data: bytes) -> bool:

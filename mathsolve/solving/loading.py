@@ -1,4 +1,4 @@
-"""Engine: a ModelSpec -> a loaded engine (a cached or given GGUF on llama.cpp, or a server).
+"""Solve flow: a ModelSpec -> a loaded engine (a cached or given GGUF on llama.cpp, or a server).
 
 Used by the Python API (`Solver`) and so by the CLI: one way to go from `--model`/`--server`
 to something that generates, and one description of it (`model` in every JSON result).
@@ -45,13 +45,13 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
     `samples` (the run's K) sizes the context the warm-up makes, the one a problem decodes in.
     """
     if spec.server:
-        from mathsolve.engine.server import ServerEngine
+        from mathsolve.engine.remote.server import ServerEngine
 
         server = ServerEngine.connect(spec.server, api_key=spec.api_key,
                                       concurrency=spec.concurrency, warn=note, model=spec.model)
         return server, ModelInfo(None, server.url, name=server.model_name, server=True)
 
-    from mathsolve.engine.llama import Engine
+    from mathsolve.engine.local.engine import Engine
     from mathsolve.models import cache as models
     from mathsolve.models.hub import offline_from_env
     from mathsolve.models.pull import pull as pull_model
@@ -68,7 +68,7 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
     local = Engine.load(dataclasses.replace(engine, model_path=str(resolved.path)), warn=note)
     _warm_up(local, samples, probe.max_tokens if probe is not None else None)
     if engine.verbose and probe is not None:
-        from mathsolve.engine.sampling import describe_path
+        from mathsolve.engine.local.sampling import describe_path
 
         note(f"engine: {'GPU' if local.gpu_offload else 'CPU'}, {local.n_threads} threads; "
              f"sampling: {describe_path(local.choose_path([probe]))}")
@@ -79,7 +79,7 @@ def open_engine(spec: ModelSpec, engine: EngineConfig, *, note: Note,
 PROMPT_ROOM = 256  # prompt tokens the warm-up's context leaves room for (a math problem's, mostly)
 
 
-def _warm_up(engine: Any, samples: int, max_tokens: int | None) -> None:  # an engine.llama.Engine
+def _warm_up(engine: Any, samples: int, max_tokens: int | None) -> None:  # an engine.local.engine.Engine
     """What the first problem would otherwise pay once per process, paid while loading (as
     llama.cpp's own tools warm up): the chat template compiled, and one token generated the
     way a problem's are, from the template's first token (every prompt starts with it, so its

@@ -25,12 +25,12 @@ import time
 from typing import Protocol
 
 from mathsolve.config import SamplerPath
-from mathsolve.engine.decode import SampleState, unstarted
+from mathsolve.engine.local.samples import SampleState, unstarted
 from mathsolve.engine.protocol import Completion, GenerationInterrupted, Job, OnDone
 
 
 class Slots(Protocol):
-    """What the scheduler asks of the engine's context (slots.SlotContext implements it)."""
+    """What the scheduler asks of the engine's context (context.LlamaContext implements it)."""
 
     def best_slot(self, free: list[int], prefix: list[int]) -> int: ...
 
@@ -66,33 +66,30 @@ class Scheduler:
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self, jobs: list[Job]) -> None:
+        """The decode loop: admit samples into free slots (each gets its prompt's cells: kept,
+        copied or prefilled), decode one step of every running sample, sample a token for
+        each, retire the finished; until no sample is running or waiting."""
         self.queue = list(reversed(jobs))
         self.stepped_at = 0.0
         try:
             while True:
-                self._admit()
+                self._admit()  # and prefill
                 if not self.live:
                     return
-                self._step()
+                self._deadlines()
+                self.context.decode_rows(self.live)
+                tokens = self.context.sample_rows(self.live, self.path)
+                for seq, token in zip(self.live, tokens):
+                    seq.accept(token)
+                ended = [seq for seq in self.live if seq.finish is not None]
+                if ended:
+                    self._retire(ended)
         except KeyboardInterrupt:
             raise GenerationInterrupted(self._abandon()) from None
         finally:
             for seq in self.live:
                 self.context.release(seq)
             self.live = []
-
-    def _step(self) -> None:
-        """Decode one token of every running sample, draw the next, retire the finished."""
-        self._deadlines()
-        self.context.decode_rows(self.live)
-        tokens = self.context.sample_rows(self.live, self.path)
-        ended = []
-        for seq, token in zip(self.live, tokens):
-            seq.accept(token)
-            if seq.finish is not None:
-                ended.append(seq)
-        if ended:
-            self._retire(ended)
 
     def _deadlines(self) -> None:
         """--time-limit: a job's samples are steered to an answer once the next step would end

@@ -7,7 +7,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from mathsolve.engine.decode import InterruptibleDecode
+from mathsolve.engine.local.samples import InterruptibleDecode
 
 # llama.cpp's CPU threads (GNU OpenMP) spin 300,000 times before they sleep: on a small
 # machine the spinning thread takes the core our sampler's second thread needs between two
@@ -142,5 +142,5 @@ def patch_llama_defaults() -> None:
 
 # `python -c LLAMA_SERVER ARGS...`: llama-cpp-python's OpenAI-compatible server, models loaded
 # as mathsolve loads them (tests and benchmarks start it this way).
-LLAMA_SERVER = ("import runpy; from mathsolve.engine.native import patch_llama_defaults; "
+LLAMA_SERVER = ("import runpy; from mathsolve.engine.local.native import patch_llama_defaults; "
                 "patch_llama_defaults(); runpy.run_module('llama_cpp.server', run_name='__main__')")

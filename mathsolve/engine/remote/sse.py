@@ -176,12 +176,11 @@ class Accumulator:
                           now - self.start, (self.first or now) - self.start)
 
 
-def read_sse(resp: http.client.HTTPResponse, acc: Accumulator, call: Call,
-              cancel: threading.Event, *, deadline: bool = True) -> None:
+def read_sse(resp: http.client.HTTPResponse, acc: Accumulator, call: Call, *, deadline: bool = True) -> None:
     """Server-sent events: `data:` lines up to a blank line form one event; `[DONE]` ends."""
     data: list[bytes] = []
     while True:
-        if call.stopped() or cancel.is_set():
+        if call.stopped():
             raise Cancelled()
         if deadline and call.deadline is not None and time.perf_counter() >= call.deadline:
             acc.timed_out = True  # --time-limit: the caller steers this sample to an answer

@@ -1,6 +1,6 @@
-"""Engine: each running sample's next token from the last decode's logits (SlotContext).
+"""Engine: each running sample's next token from the last decode's logits (LlamaContext).
 
-The "vector" path draws every row at once with engine.sampling's BatchSampler over a numpy
+The "vector" path draws every row at once with engine.local.sampling's BatchSampler over a numpy
 view of llama.cpp's logits buffer; the "chain" and "graph" paths ask llama.cpp's sampler
 chains (on the graph path llama.cpp has drawn inside its graph and the chain returns it).
 """
@@ -11,13 +11,13 @@ import ctypes
 from typing import TYPE_CHECKING, Any
 
 from mathsolve.config import SamplerPath
-from mathsolve.engine.decode import SampleState
+from mathsolve.engine.local.samples import SampleState
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from mathsolve.engine.sampling import BatchSampler
+    from mathsolve.engine.local.sampling import BatchSampler
 
 
 class RowSampler:
@@ -49,7 +49,7 @@ class RowSampler:
     def _sample_vector(self, ctx: Any, slots: int, rows: list[SampleState]) -> list[int]:
         import numpy as np
 
-        from mathsolve.engine.sampling import BatchSampler
+        from mathsolve.engine.local.sampling import BatchSampler
 
         if self._vector is None:
             self._vector = BatchSampler(self._n_vocab, self._threads)

@@ -1,7 +1,8 @@
-"""Engine: the llama.cpp context's slots (batch.Slots): sizing, prefill, one decode a step.
+"""Engine: the llama.cpp context (scheduler.Slots): prefill, one decode a step, a token a row.
 
-engine.llama.Engine makes one SlotContext when it loads and holds it: the context, its batch,
-the KV sizing and the state of the slots live here, and batch.Scheduler drives them.
+engine.Engine makes one LlamaContext when it loads and holds it: the llama_context and its
+batch, the sampler chains the graph holds, the abort flag, and the KV cache's owner
+(kv.KVCache), which it asks for a slot's cells. scheduler.Scheduler drives it.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from mathsolve.config import EngineConfig, SamplerPath
-from mathsolve.engine import sizing
-from mathsolve.engine.decode import InterruptibleDecode, SampleState, Vocabulary, sampler_chain
+from mathsolve.engine.local.draw import RowSampler
+from mathsolve.engine.local.kv import KV_PAD, KVCache, round_up
+from mathsolve.engine.local.samples import InterruptibleDecode, SampleState, Vocabulary, sampler_chain
 from mathsolve.engine.protocol import Job
-from mathsolve.engine.rows import RowSampler
 from mathsolve.errors import EngineError
 
 PROMPT_CHUNK = 512  # tokens per prefill llama_decode (= n_batch)
 
 
-class SlotContext:
+class LlamaContext:
     """A llama.cpp context of n_seq_max sequences (slots), made when a run needs one and made
-    again only when it must grow, and what runs on its slots (batch.Slots).
+    again only when it must grow, and what runs on its slots (scheduler.Slots).
 
     `model` is the engine's llama_model pointer (the engine frees it, after close()) and
     `vocab` its vocabulary; the rest is how the engine was configured and loaded."""
@@ -38,13 +39,10 @@ class SlotContext:
         self._gpu_offload = gpu_offload
         self._warn = warn
         self._ctx: Any = None
-        self._ctx_seqs = 0
-        self._ctx_cells = 0
         self._ctx_graph = False
-        self._kv_reason = ""  # why the context has the streams it has (-v, kv_description)
+        self.kv = KVCache(model, cfg.kv_type, gpu=gpu_offload, budget=cfg.kv_budget, warn=warn)
         self._batch: Any = None
         self._outputs: list[int] = []  # the batch index of each row's output in the last decode_rows
-        self._slot_tokens: list[list[int]] = []  # per slot: the tokens whose KV it holds
         self._attached: dict[int, object] = {}  # graph path: the chain llama.cpp holds per slot
         self._refused_noted = False
         self._rows = RowSampler(n_vocab, threads)
@@ -66,55 +64,24 @@ class SlotContext:
         if self._ctx is None:
             return 0
         cells: int = llama_cpp.llama_n_ctx(self._ctx)
-        return cells * self.kv_bytes_per_cell()
+        return cells * self.kv.bytes_per_cell
 
     def kv_description(self) -> str:
-        """What KV cache the last run chose, in words (-v)."""
-        gb = self.kv_bytes / 1e9
-        return (f"KV cache: a stream of {self._ctx_cells} tokens per sample x {self._ctx_seqs} "
-                f"({gb:.2f} GB, {self._cfg.kv_type}): {self._kv_reason}")
-
-    def kv_sequence_lengths(self) -> list[int]:
-        """KV cells held per slot (diagnostics: a free slot holds at most its prompt)."""
+        """What KV cache the last run chose, and why, in words (-v)."""
         import llama_cpp
 
-        if self._ctx is None:
-            return []
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        return [llama_cpp.llama_memory_seq_pos_max(mem, s) + 1 for s in range(self._ctx_seqs)]
+        return self.kv.describe(llama_cpp.llama_n_ctx(self._ctx) if self._ctx is not None else 0)
 
-    def forget_prefixes(self) -> None:
-        """Drop every slot's kept prompt, so the next prompt is evaluated whole (benchmarks)."""
-        import llama_cpp
-
-        if self._ctx is not None:
-            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-        self._slot_tokens = [[] for _ in self._slot_tokens]
-
-    # ---- sizing and the context --------------------------------------------------------------
-
-    def kv_bytes_per_cell(self) -> int:
-        """Bytes of K and V one token takes in this model's cache (sizing.kv_bytes_per_cell)."""
-        return sizing.kv_bytes_per_cell(self._model, self._cfg.kv_type)
-
-    def fit(self, wanted: int, need: int, widest: int) -> int:
-        """Streams of `need` tokens that fit in memory (or in --kv-budget), at most `wanted`."""
-        cells = sizing.round_up(need, sizing.KV_PAD)
-        slots, self._kv_reason = sizing.streams_that_fit(wanted, cells, self.kv_bytes_per_cell(),
-                                                         gpu=self._gpu_offload, budget_bytes=self._cfg.kv_budget)
-        if slots < widest:
-            self._warn(f"the KV cache for {widest} samples x {need} tokens does not fit; "
-                       f"decoding them {slots} at a time")
-        return slots
+    # ---- the context ---------------------------------------------------------------------------
 
     def ensure_context(self, seqs: int, need: int, *, graph: bool) -> int:
         """A context with >= seqs slots of >= need cells each (a stream per slot); returns the
         slots usable."""
         import llama_cpp
 
-        cells = sizing.round_up(need, sizing.KV_PAD)
-        if (self._ctx is not None and self._ctx_seqs >= seqs and self._ctx_graph == graph
-                and self._ctx_cells >= cells):
+        cells = round_up(need, KV_PAD)
+        if (self._ctx is not None and self.kv.streams >= seqs and self._ctx_graph == graph
+                and self.kv.cells >= cells):
             return seqs
         self._free_context()
         while True:
@@ -142,13 +109,12 @@ class SlotContext:
                 )
             seqs = max(1, seqs // 2)
             self._warn(f"not enough memory for the KV cache; decoding {seqs} samples at a time")
-            self._kv_reason = f"llama.cpp could allocate {seqs}"
-        self._ctx, self._ctx_seqs, self._ctx_graph = ctx, seqs, graph
+            self.kv.reason = f"llama.cpp could allocate {seqs}"
+        self._ctx, self._ctx_graph = ctx, graph
+        self.kv.attach(ctx, seqs, llama_cpp.llama_n_ctx_seq(ctx))
         self._install_abort()
         self._rows.forget_logits()
-        self._ctx_cells = llama_cpp.llama_n_ctx_seq(ctx)
         self._batch = llama_cpp.llama_batch_init(max(PROMPT_CHUNK, seqs), 0, 1)
-        self._slot_tokens = [[] for _ in range(seqs)]
         if self._cfg.verbose:  # said once a context made (a reused one was said when made)
             self._warn(self.kv_description())
         return seqs
@@ -159,7 +125,7 @@ class SlotContext:
 
         import llama_cpp
 
-        from mathsolve.engine.native import flag_abort_callback
+        from mathsolve.engine.local.native import flag_abort_callback
 
         callback = flag_abort_callback()
         if callback is None:
@@ -194,41 +160,29 @@ class SlotContext:
         for chain in self._attached.values():
             llama_cpp.llama_sampler_free(chain)
         self._attached = {}
-        self._slot_tokens = []
+        self.kv.detach()
 
-    # ---- slots (batch.Slots) -------------------------------------------------------------------
+    # ---- slots (scheduler.Slots) ----------------------------------------------------------------
 
     def best_slot(self, free: list[int], prefix: list[int]) -> int:
-        """The free slot already holding the longest part of `prefix` (lowest id on ties)."""
-        return max(free, key=lambda s: (_common_prefix(self._slot_tokens[s], prefix), -s))
+        return self.kv.best_slot(free, prefix)
 
     def prepare_slot(self, slot: int, prompt: list[int], sibling: SampleState | None) -> float:
-        """Make `slot` hold the KV of prompt[:-1]; returns the seconds spent prefilling."""
-        import llama_cpp
-
+        """Make `slot` hold the KV of prompt[:-1] (what the KVCache cannot give, prefilled);
+        returns the seconds spent prefilling."""
         want = prompt[:-1]
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        common = _common_prefix(self._slot_tokens[slot], want)
-        if common < len(want) and sibling is not None:  # a running sibling holds the prompt
-            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
-            llama_cpp.llama_memory_seq_cp(mem, sibling.seq_id, slot, -1, -1)  # a stream copies whole
-            common = len(want)  # then its tokens past the prompt are cut below
-        if not llama_cpp.llama_memory_seq_rm(mem, slot, common, -1):
-            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
-            common = 0
-        self._slot_tokens[slot] = want[:common]
+        common = self.kv.take(slot, want, sibling.seq_id if sibling is not None else None)
         if common == len(want):
-            self._slot_tokens[slot] = list(want)
+            self.kv.filled(slot, want)
             return 0.0
         start = time.perf_counter()
         try:
             with InterruptibleDecode(self._ctx, self._abort):
                 self._prefill(slot, want, common)
         except BaseException:  # Ctrl-C or a failed decode: the slot's KV is not known to be whole
-            llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)
-            self._slot_tokens[slot] = []
+            self.kv.clear(slot)
             raise
-        self._slot_tokens[slot] = list(want)
+        self.kv.filled(slot, want)
         self.prefilled += len(want) - common
         return time.perf_counter() - start
 
@@ -251,7 +205,7 @@ class SlotContext:
 
     def new_sample(self, job: Job, index: int, slot: int, path: SamplerPath) -> SampleState:
         sampling = job.samplings[index]
-        limit = min(self._cfg.n_ctx, self._ctx_cells)
+        limit = min(self._cfg.n_ctx, self.kv.cells)
         chain = None
         if path != "vector":
             chain = sampler_chain(sampling)
@@ -279,7 +233,7 @@ class SlotContext:
         at its budget has its cue decoded in the same call (one output, after the cue's
         last token), while the batch has room; the rest of a cue goes a token a step."""
         b = self._batch
-        room = max(PROMPT_CHUNK, self._ctx_seqs) - len(rows)
+        room = max(PROMPT_CHUNK, self.kv.streams) - len(rows)
         n = 0
         self._outputs = []
         for seq in rows:
@@ -297,7 +251,7 @@ class SlotContext:
         self._decode()
 
     def sample_rows(self, rows: list[SampleState], path: SamplerPath) -> list[int]:
-        return self._rows.sample(self._ctx, self._ctx_seqs, self._outputs, rows, path)
+        return self._rows.sample(self._ctx, self.kv.streams, self._outputs, rows, path)
 
     def release(self, seq: SampleState) -> None:
         """A sample left the batch: its slot keeps only the prompt (for the next sample)."""
@@ -306,10 +260,7 @@ class SlotContext:
         if seq.chain is not None and self._attached.get(seq.seq_id) is not seq.chain:
             llama_cpp.llama_sampler_free(seq.chain)  # an attached chain is freed when replaced
         seq.chain = None
-        if self._ctx is None:
-            return
-        keep = len(self._slot_tokens[seq.seq_id])
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), seq.seq_id, keep, -1)
+        self.kv.release(seq.seq_id)
 
     def _decode(self) -> None:
         import llama_cpp
@@ -320,11 +271,3 @@ class SlotContext:
         if rc != 0:
             raise EngineError(f"llama_decode failed (code {rc}); try a smaller --ctx or --samples")
 
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
