@@ -1,6 +1,6 @@
 """The Python API (`from mathsolve import Solver`) on the real small models: the same results as
 the CLI, results as problems finish, streamed events, early stops that leave the solver usable,
-clear errors, the server backend, and the README's example run as written."""
+clear errors, the server backend, and the examples of README and docs/python.md run as written."""
 
 from __future__ import annotations
 
@@ -443,20 +443,20 @@ def test_a_server_batch_closed_early_cancels_its_requests_and_the_solver_goes_on
         assert solver.solve("What is 2+2?").answer == "4"  # requests are accepted again
 
 
-# ---------------------------------------------------------------- the README's example
+# ---------------------------------------------------------------- the examples in README and docs/
 
 
-def readme_python_example() -> str:
-    text = (REPO / "README.md").read_text("utf-8")
-    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
-    found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found, "README's Python API section has no python block"
+def python_example(page: str) -> str:
+    text = (REPO / page).read_text("utf-8")
+    found = re.search(r"```python\n(.*?)```", text, re.S)
+    assert found, f"{page} has no python block"
     return found.group(1)
 
 
-def test_the_readme_python_example_runs_as_written(smollm2_gguf, tmp_path):
+@pytest.mark.parametrize("page", ["README.md", "docs/python.md"])
+def test_the_python_examples_run_as_written(smollm2_gguf, tmp_path, page):
     env = {**os.environ, "MATHSOLVE_MODEL": str(smollm2_gguf)}
-    proc = subprocess.run([sys.executable, "-c", readme_python_example()], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", python_example(page)], capture_output=True,
                           text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()

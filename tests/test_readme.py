@@ -1,6 +1,7 @@
-"""README stays true: the help text is generated from the code, CI runs the README's test command.
+"""README and docs/ stay true: the help text is generated from the code, CI runs the README's test
+command, every link between the pages leads to a page and a heading that exist.
 
-Regenerate the help blocks with: MATHSOLVE_UPDATE_README=1 pytest tests/test_readme.py
+Regenerate the help blocks with: MATHSOLVE_UPDATE_DOCS=1 pytest tests/test_readme.py
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+CLI_DOCS = REPO / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- help: (?P<cmd>[a-z ]*) -->\n```text\n)(?P<body>.*?)(```\n)", re.S)
 
 
@@ -24,14 +26,44 @@ def help_text(cmd: str) -> str:
     return proc.stdout
 
 
-def test_readme_help_blocks_match_the_code():
-    text = README.read_text("utf-8")
+def test_the_cli_reference_help_blocks_match_the_code():
+    from mathsolve.cli import cli
+
+    text = CLI_DOCS.read_text("utf-8")
     blocks = list(BLOCK.finditer(text))
-    assert {m["cmd"] for m in blocks} >= {"", "solve", "pull", "eval", "grade"}
+    commands = {name for name, command in cli.commands.items() if not command.hidden}
+    assert {m["cmd"] for m in blocks} >= {"", *commands}, "a command without its help block in docs/cli.md"
     updated = BLOCK.sub(lambda m: m.group(1) + help_text(m["cmd"]) + m.group(4), text)
-    if os.environ.get("MATHSOLVE_UPDATE_README"):
-        README.write_text(updated, "utf-8")
-    assert updated == text, "README help is stale: MATHSOLVE_UPDATE_README=1 pytest tests/test_readme.py"
+    if os.environ.get("MATHSOLVE_UPDATE_DOCS"):
+        CLI_DOCS.write_text(updated, "utf-8")
+    assert updated == text, "docs/cli.md help is stale: MATHSOLVE_UPDATE_DOCS=1 pytest tests/test_readme.py"
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_leads_somewhere():
+    pages = [README, *sorted((REPO / "docs").glob("*.md"))]
+    assert len(pages) > 8
+    linked = set()
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text("utf-8")):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, fragment = target.partition("#")
+            goal = (page.parent / path).resolve() if path else page
+            assert goal.exists(), f"{page.name} links to {target}, which does not exist"
+            linked.add(goal)
+            if fragment:
+                headings = re.findall(r"^#+ (.*)$", goal.read_text("utf-8"), re.M)
+                assert fragment in {anchor(h) for h in headings}, f"{page.name}: no heading for {target}"
+    assert set(pages[1:]) <= linked, "a page in docs/ that no page links to"
+
+
+def test_the_readme_stays_short():
+    assert README.read_text("utf-8").count("\n") <= 200
 
 
 def test_ci_runs_exactly_the_readme_test_command():
