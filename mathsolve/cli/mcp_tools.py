@@ -37,22 +37,17 @@ from mathsolve.solving.solve import Result
 _log = logging.getLogger("mathsolve")
 
 
-def _bounds(name: str) -> dict[str, float]:
-    """config.OPTIONS[name]'s range as pydantic Field bounds (ge/gt, le/lt): the CLI's."""
-    option, bounds = OPTIONS[name], {}
-    if option.low is not None:
-        bounds["gt" if option.low_open else "ge"] = option.low
-    if option.high is not None:
-        bounds["lt" if option.high_open else "le"] = option.high
-    return bounds
-
-
 def _option_field(name: str) -> Any:
-    """The tool's field for config.OPTIONS[name]: its range and its help, flags named as fields
-    (`--thinking-budget` reads `thinking_budget`), so the tool and the CLI say the same."""
-    text, field = OPTIONS[name].help, dict[str, Any](_bounds(name))
-    if text:
-        field["description"] = re.sub(r"--([a-z][a-z-]*)", lambda m: m[1].replace("-", "_"), text)
+    """The tool's field for config.OPTIONS[name]: the CLI's range as pydantic bounds (ge/gt,
+    le/lt) and its help, flags named as fields (`--thinking-budget` reads `thinking_budget`),
+    so the tool and the CLI say the same."""
+    option, field = OPTIONS[name], dict[str, Any]()
+    if option.low is not None:
+        field["gt" if option.low_open else "ge"] = option.low
+    if option.high is not None:
+        field["lt" if option.high_open else "le"] = option.high
+    if option.help:
+        field["description"] = re.sub(r"--([a-z][a-z-]*)", lambda m: m[1].replace("-", "_"), option.help)
     return Field(**field)
 
 
