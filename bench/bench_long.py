@@ -24,14 +24,16 @@ the llama.cpp comparisons skipped when the tools are not built.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_sampling import batched_bench as llama_batched_bench  # noqa: E402
+
 MODEL_4B = REPO / "scratch" / "bench-4b" / "qwen3-4b-shapes-36L-q4_k_m.gguf"
 TOOLS = REPO / "scratch" / "llama.cpp" / "build" / "bin"
 PROBLEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
@@ -40,24 +42,13 @@ WINDOW = 256
 
 
 def batched_bench(model: str, npp: int, ntg: int, npl: int, threads: int, shared: bool = False) -> float | None:
-    """llama.cpp's own decode rate (S_TG, tokens/s) for npl sequences at these lengths."""
+    """llama.cpp's own decode rate (S_TG, tokens/s) for npl sequences at these lengths
+    (bench_sampling.batched_bench: the weights loaded as mathsolve loads them); None without
+    the tool."""
     tool = TOOLS / "llama-batched-bench"
     if not tool.exists():
         return None
-    ctx = max(npl * (npp + ntg) + 256, 512)
-    cmd = [str(tool), "-m", model, *same_weights(), "-t", str(threads), "-c", str(ctx), "-b", "512",
-           "-ub", "512", "-npp", str(npp), "-ntg", str(ntg), "-npl", str(npl)] + (["-pps"] if shared else [])
-    out = subprocess.run(cmd, capture_output=True, text=True).stdout
-    rows = [line for line in out.splitlines() if re.match(r"\|\s+\d", line)]
-    return float(rows[-1].split("|")[8]) if rows else None
-
-
-def same_weights() -> list[str]:
-    """llama.cpp's tools load the weights as mathsolve does: repacked, except on a CPU with AMX,
-    where mathsolve keeps them in plain buffers (engine.local.native.model_params)."""
-    from mathsolve.engine.local.native import cpu_has_amx
-
-    return ["--no-repack"] if cpu_has_amx() else []
+    return llama_batched_bench(tool, Path(model), [npl], npp, ntg, threads, 0, shared=shared).get(npl)
 
 
 class Steps:

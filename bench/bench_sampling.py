@@ -61,12 +61,13 @@ def tiny_models(n: int = 2) -> list[Path]:
 
 
 def batched_bench(binary: Path, model: Path, ks: list[int], n_prompt: int, tokens: int,
-                  threads: int, ngl: int) -> dict[int, float]:
-    """S_TG (aggregate generation tokens/s) of llama-batched-bench per batch size."""
+                  threads: int, ngl: int, *, shared: bool = False) -> dict[int, float]:
+    """S_TG (aggregate generation tokens/s) of llama-batched-bench per batch size; `shared`:
+    the K sequences share one prompt (-pps), as a vote's samples do."""
     ctx = max(ks) * (n_prompt + tokens + 256)
     cmd = [str(binary), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
            "-npp", str(n_prompt), "-ntg", str(tokens), "-npl", ",".join(map(str, ks)),
-           "-t", str(threads), "-ngl", str(ngl)]
+           "-t", str(threads), "-ngl", str(ngl)] + (["-pps"] if shared else [])
     from mathsolve.engine.local.native import cpu_has_amx
 
     if cpu_has_amx():  # the weights in plain CPU buffers, as mathsolve loads them (native.model_params)

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_sampling import batched_bench  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "math_cot_100x8.jsonl"
 TOOLS = REPO / "scratch" / "llama.cpp" / "build" / "bin"
 # Milliseconds of one decode step of B rows, Qwen3-4B-shaped Q4_K_M, 2 threads.
@@ -112,20 +114,10 @@ def replay(samples: list[dict], policy: str, table: dict[int, float], confidence
 
 
 def measure(model: str, threads: int) -> dict[int, float]:
-    """Step cost by batch size from llama-batched-bench (S_TG at 32 tokens after a 128-token prompt)."""
-    tool = TOOLS / "llama-batched-bench"
-    from mathsolve.engine.local.native import cpu_has_amx
-
-    repack = ["--no-repack"] if cpu_has_amx() else []  # the weights as mathsolve loads them
-    cmd = [str(tool), "-m", model, *repack, "-t", str(threads), "-c", "16384", "-b", "512", "-ub", "512",
-           "-npp", "128", "-ntg", "32", "-npl", "1,2,3,4,6,8"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    table = {}
-    for line in out.splitlines():
-        if re.match(r"\|\s+\d", line):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            table[int(cells[2])] = 1000 * int(cells[2]) / float(cells[7])
-    return table
+    """Step cost by batch size from llama-batched-bench (S_TG at 32 tokens after a 128-token
+    prompt, bench_sampling.batched_bench: the weights loaded as mathsolve loads them)."""
+    rates = batched_bench(TOOLS / "llama-batched-bench", Path(model), [1, 2, 3, 4, 6, 8], 128, 32, threads, 0)
+    return {b: 1000 * b / rate for b, rate in rates.items()}
 
 
 def main() -> int:
